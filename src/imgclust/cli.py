@@ -1,0 +1,278 @@
+"""The command line: thin; every command is a call into the Python API.
+
+Errors of imgclust become one line on stderr and exit code 1 (usage errors: 2).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from imgclust.errors import ConfigError, ImgclustError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False,
+                  help="Unsupervised image classification: group similar images.")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _k_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"--k-range {text!r} must look like 2:15") from None
+    return lo, hi
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _print_run(res: Any) -> None:
+    s = res.summary
+    console.print(f"[bold]{s['n_images']}[/] images from {s['source']}"
+                  + (f", [yellow]{s['n_skipped']} skipped[/]" if s["n_skipped"] else ""))
+    for f in s["skipped"][:10]:
+        console.print(f"  skipped {f['path']}: {f['reason']}", markup=False)
+    if s["n_skipped"] > 10:
+        console.print(f"  … and {s['n_skipped'] - 10} more (see summary.json)")
+    console.print(f"features: {s['features']['spec']} -> {s['features']['dim']} dims")
+    kinfo = s["k"]
+    console.print(f"method: {s['method']['name']}, clusters: {s['n_clusters']} "
+                  f"(k {kinfo['criterion']}" + (f", value {_fmt(kinfo['selected_value'])}"
+                                                if kinfo["criterion"] == "eps" else "") + ")")
+    t = Table(title="clusters")
+    t.add_column("cluster", justify="right")
+    t.add_column("size", justify="right")
+    t.add_column("representative")
+    for c, n in s["cluster_sizes"].items():
+        t.add_row("noise" if c == "-1" else c, str(n), s["representatives"].get(c, "-"))
+    console.print(t)
+    m = res.metrics
+    t = Table(title="scores")
+    for key in ("silhouette", "davies_bouldin", "calinski_harabasz", "acc", "nmi", "ari", "purity"):
+        if key in m:
+            t.add_column(key, justify="right")
+    t.add_row(*[_fmt(m[key]) for key in ("silhouette", "davies_bouldin", "calinski_harabasz",
+                                         "acc", "nmi", "ari", "purity") if key in m])
+    console.print(t)
+    console.print(f"time: {s['timings_s'].get('total', 0):.1f} s")
+    if res.run_dir:
+        console.print(f"written to {res.run_dir}")
+
+
+@app.command()
+def run(
+    source: str = typer.Argument("dataset:digits", help="Folder, .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
+    features: str = typer.Option("auto", "--features", "-f",
+                                 help="Feature steps, e.g. pixels, pixels:32,pca:50, cnn,umap:10, auto."),
+    method: str = typer.Option("auto", "--method", "-m", help="Clustering method (see 'imgclust methods')."),
+    k: str = typer.Option("auto", "--k", "-k", help="Number of clusters or 'auto'."),
+    criterion: Optional[str] = typer.Option(None, help="How auto chooses k: silhouette, elbow, bic, aic."),
+    k_range: str = typer.Option("2:15", help="Range of k tried by auto, LOW:HIGH."),
+    labels: Optional[str] = typer.Option(None, help="'folders': class subfolders, for evaluation only."),
+    export: Optional[str] = typer.Option(None, help="Per-cluster folders: copy, link or move."),
+    overwrite: bool = typer.Option(False, help="Replace an earlier run in --out."),
+    seed: int = typer.Option(0, help="Random seed."),
+    batch_size: int = typer.Option(256, help="Images decoded per batch (bounds memory)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
+) -> None:
+    """Cluster images and write clusters.csv, summary.json, report.html (and folders with --export)."""
+    from imgclust.pipeline import run as run_api
+
+    res = run_api(source, out, features=features, method=method, k=k, criterion=criterion,
+                  k_range=_k_range(k_range), labels=labels, seed=seed, export=export,
+                  overwrite=overwrite, batch_size=batch_size, progress=not quiet)
+    _print_run(res)
+    if report:
+        _write_report(out, quiet)
+
+
+@app.command()
+def compare(
+    source: str = typer.Argument("dataset:digits"),
+    out: Path = typer.Option(..., "--out", "-o"),
+    method: List[str] = typer.Option(["kmeans", "agglomerative", "gmm", "hdbscan"], "--method", "-m",
+                                     help="Repeat for each method to compare."),
+    features: str = typer.Option("auto", "--features", "-f"),
+    k: str = typer.Option("auto", "--k", "-k"),
+    k_range: str = typer.Option("2:15"),
+    labels: Optional[str] = typer.Option(None),
+    overwrite: bool = typer.Option(False),
+    seed: int = typer.Option(0),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
+) -> None:
+    """Several methods on the same features: metrics table and pairwise ARI agreement."""
+    from imgclust.pipeline import compare as compare_api
+
+    res = compare_api(source, out, methods=method, features=features, k=k,
+                      k_range=_k_range(k_range), labels=labels, seed=seed, overwrite=overwrite,
+                      progress=not quiet)
+    keys = ["k", "criterion", "silhouette", "davies_bouldin", "acc", "nmi", "ari", "seconds"]
+    keys = [kk for kk in keys if any(kk in r for r in res.table)]
+    t = Table(title="methods")
+    t.add_column("method")
+    for kk in keys:
+        t.add_column(kk, justify="right")
+    for r in res.table:
+        t.add_row(r["method"], *[_fmt(r.get(kk)) for kk in keys])
+    console.print(t)
+    t = Table(title="agreement (ARI)")
+    t.add_column("")
+    for m in res.methods:
+        t.add_column(m, justify="right")
+    for i, m in enumerate(res.methods):
+        t.add_row(m, *[f"{v:.2f}" for v in res.agreement[i]])
+    console.print(t)
+    console.print(f"written to {out}")
+    if report:
+        _write_report(out, quiet)
+
+
+def _write_report(run_dir: Path, quiet: bool, map_method: str = "auto") -> None:
+    import time
+
+    from imgclust.report import build_report
+
+    t = time.perf_counter()
+    path = build_report(run_dir, progress=not quiet, map_method=map_method)
+    size = path.stat().st_size
+    console.print(f"report: {path} ({size / 1e6:.1f} MB, {time.perf_counter() - t:.1f} s)")
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run' or 'imgclust compare'."),
+    map_method: str = typer.Option("auto", "--map", help="2-D map: auto (UMAP), umap, tsne or pca."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """(Re)build RUN_DIR/report.html from a finished run; opens offline in a browser."""
+    _write_report(run_dir, quiet, map_method)
+
+
+@app.command()
+def bench(
+    source: List[str] = typer.Argument(None, help="Labelled sources (default: dataset:digits); "
+                                       "folders:PATH for class subfolders."),
+    features: List[str] = typer.Option(None, "--features", "-f", help="Repeat; default pixels and pixels,pca:50."),
+    method: List[str] = typer.Option(None, "--method", "-m", help="Repeat; default: every method."),
+    k: str = typer.Option("true", "--k", "-k", help="'true' (number of classes), 'auto' or N."),
+    seeds: int = typer.Option(1, help="Repeat every row over this many seeds."),
+    no_default: bool = typer.Option(False, help="Leave out the auto/auto default row."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines, one per row."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a Markdown table."),
+) -> None:
+    """Score the feature x method matrix against labels: ACC, NMI, ARI, seconds, peak memory."""
+    from imgclust.evaluate.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate
+    from imgclust.evaluate.bench import bench as bench_api
+
+    kk: Any = k if k in ("true", "auto") else int(k)
+    keys = ["data", "features", "method", "seed", "k", "criterion", "acc", "nmi", "ari",
+            "noise", "seconds", "peak_mb"]
+
+    def show(row: dict[str, Any]) -> None:
+        if as_json:
+            print(json.dumps(row), flush=True)
+        else:
+            err.print("  ".join(f"{kx}={_fmt(row.get(kx))}" for kx in keys if kx in row)
+                      + (f"  error={row['error']}" if "error" in row else ""), markup=False)
+
+    rows = bench_api(source or ["dataset:digits"], features or DEFAULT_FEATURES,
+                     method or DEFAULT_METHODS, k=kk, seeds=range(seeds),
+                     include_default=not no_default, on_row=show)
+    if as_json:
+        return
+    agg = aggregate(rows)
+    if markdown:
+        print(_markdown_table(agg, seeds))
+        return
+    t = Table(title="bench (mean ± sd over seeds)")
+    for col in ("data", "features", "method", "k", "acc", "nmi", "ari", "seconds", "peak MB"):
+        t.add_column(col)
+    for r in agg:
+        pm = lambda key: (f"{r[key]:.3f} ± {r[key + '_sd']:.3f}" if key in r else "error")  # noqa: E731
+        t.add_row(r["data"], r["features"], r["method"], _fmt(r.get("k")), pm("acc"), pm("nmi"),
+                  pm("ari"), f"{r.get('seconds', 0):.2f}", f"{r['peak_mb']:.0f}")
+    console.print(t)
+
+
+def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
+    """Aggregated bench rows as a Markdown table (mean ± sd when more than one seed)."""
+    def cell(r: dict[str, Any], key: str, digits: int = 3) -> str:
+        if key not in r:
+            return "error"
+        return f"{r[key]:.{digits}f}" + (f" ± {r[key + '_sd']:.{digits}f}" if seeds > 1 else "")
+
+    lines = ["| data | features | method | k | ACC | NMI | ARI | seconds | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in agg:
+        lines.append(f"| {Path(r['data']).name} | {r['features']} | {r['method']} | "
+                     f"{cell(r, 'k', 1)} ({r['k_from']}) | {cell(r, 'acc')} | {cell(r, 'nmi')} | {cell(r, 'ari')} | "
+                     f"{cell(r, 'seconds', 1)} | {r['peak_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+@app.command()
+def undo(out: Path = typer.Argument(..., help="Run directory of an --export move.")) -> None:
+    """Put every file moved by --export move back where it was."""
+    from imgclust.export import undo as undo_api
+
+    stats = undo_api(out)
+    console.print(f"restored {stats['restored']} files, {stats['already_in_place']} already in "
+                  f"place, {stats['missing']} missing")
+    if stats["missing"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def methods() -> None:
+    """List the registered feature steps and clustering methods."""
+    from imgclust.cluster import registry as creg
+    from imgclust.features import registry as freg
+
+    freg.load_builtins()
+    creg.load_builtins()
+    console.print("features: " + ", ".join(freg.names()))
+    console.print("methods:  " + ", ".join(creg.names()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning imgclust errors into one-line messages."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=False)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except ImgclustError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        # usage errors are click's ClickException (vendored as typer._click by typer >= 0.2x,
+        # so there may be no 'click' to import): they show themselves and carry an exit code
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

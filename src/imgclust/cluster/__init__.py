@@ -1,0 +1,138 @@
+"""Clustering a feature matrix by a registered method, choosing k when asked."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from imgclust.cluster import registry
+from imgclust.cluster.select_k import sweep_eps, sweep_k
+from imgclust.errors import ConfigError
+from imgclust.model import KSelection
+from imgclust.registry import parse_spec
+
+#: k values tried by ``k="auto"`` unless a range is given
+DEFAULT_K_RANGE = (2, 15)
+
+
+def make_estimator(spec: str, random_state: int | None = 0, **overrides: Any) -> Any:
+    """Build an unfitted clusterer from a spec such as ``"gmm:covariance_type=diag"``."""
+    registry.load_builtins()
+    est = registry.create(spec, **overrides)
+    if random_state is not None and "random_state" in est.get_params(deep=False):
+        if est.get_params(deep=False)["random_state"] is None:
+            est.set_params(random_state=random_state)
+    return est
+
+
+def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
+                 criterion: str | None = None, k_range: tuple[int, int] = DEFAULT_K_RANGE,
+                 random_state: int = 0, progress: Callable[[Any], Any] | None = None
+                 ) -> tuple[np.ndarray, KSelection, Any]:
+    """Cluster ``X`` with ``method``; with ``k="auto"`` sweep ``k_range`` and choose.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_images, n_features)
+    method : str
+        A registered name with optional parameters (``"agglomerative:linkage=average"``).
+    k : int or "auto"
+        Number of clusters; ignored (with a note in the selection) by methods that find it.
+    criterion : str or None
+        How ``auto`` chooses: silhouette, elbow, bic or aic (default: the method's first).
+    k_range : (int, int)
+        Inclusive range of k tried by ``auto``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_images,)
+        Raw labels from the estimator (-1 for noise).
+    selection : KSelection
+    estimator : fitted estimator
+    """
+    registry.load_builtins()
+    name, _ = parse_spec(method)
+    ent = registry.entry(name)
+    n = X.shape[0]
+    k_param = ent.meta.get("k_param")
+    criteria = ent.meta.get("criteria", ())
+    if k != "auto" and not isinstance(k, (int, np.integer)):
+        raise ConfigError(f"k={k!r} must be 'auto' or a positive integer")
+    if k_param is None or ent.meta.get("sweep") is None:
+        given = parse_spec(method)[1]
+        if ent.meta.get("sweep") == "eps" and "eps" not in given and "_pos" not in given:
+            # DBSCAN has no k: whatever k says, eps is swept unless the user set it
+            min_samples = given.get("min_samples", 5)
+            eps, table, est, labels = sweep_eps(
+                X, lambda e: make_estimator(method, random_state, eps=e), min_samples=min_samples,
+                random_state=random_state)
+            return labels, KSelection("eps", eps, table), est
+        overrides: dict[str, Any] = {}
+        if k_param is not None:  # bgmm: k (or the top of the range) is an upper bound
+            overrides[k_param] = _check_k(k if k != "auto" else k_range[1], n)
+        est = make_estimator(method, random_state, **overrides)
+        labels = np.asarray(est.fit_predict(X))
+        crit = "upper-bound" if k_param is not None else "none"
+        return labels, KSelection(crit, overrides.get(k_param) if k_param else None, []), est
+    if k != "auto":
+        est = make_estimator(method, random_state, **{k_param: _check_k(k, n)})
+        return np.asarray(est.fit_predict(X)), KSelection("given", int(k), []), est
+    crit = criterion or criteria[0]
+    if crit not in criteria:
+        raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
+    lo, hi = k_range
+    hi = min(hi, n - 1)
+    if lo < 2 or hi < lo:
+        raise ConfigError(f"k range {k_range} is empty for {n} images (need 2 <= low <= high < n)")
+    chosen, table, est, labels = sweep_k(
+        X, lambda kk: make_estimator(method, random_state, **{k_param: kk}), range(lo, hi + 1),
+        crit, random_state=random_state, progress=progress)
+    return labels, KSelection(crit, chosen, table), est
+
+
+def _check_k(k: int, n: int) -> int:
+    if k < 1:
+        raise ConfigError(f"k={k} must be at least 1")
+    if k > n:
+        raise ConfigError(f"k={k} is more than the {n} images read")
+    return int(k)
+
+
+def order_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0, 1, … from largest to smallest (ties: first seen); -1 stays."""
+    labels = np.asarray(labels)
+    uniq = [c for c in np.unique(labels) if c >= 0]
+    first = {c: int(np.argmax(labels == c)) for c in uniq}
+    order = sorted(uniq, key=lambda c: (-(labels == c).sum(), first[c]))
+    mapping = {c: i for i, c in enumerate(order)}
+    return np.array([mapping.get(c, -1) for c in labels], dtype=np.int64)
+
+
+def describe(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Centres (mean of members), each image's distance to its own centre (noise: to the
+    nearest centre), and the representative (closest member) of each cluster.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+    distance : ndarray of shape (n_images,)
+    representatives : dict cluster -> row index
+    """
+    ks = sorted(c for c in np.unique(labels) if c >= 0)
+    if not ks:
+        return np.zeros((0, X.shape[1])), np.full(len(X), np.nan), {}
+    centers = np.stack([X[labels == c].mean(axis=0) for c in ks])
+    distance = np.empty(len(X))
+    for i, c in enumerate(ks):
+        m = labels == c
+        distance[m] = np.linalg.norm(X[m] - centers[i], axis=1)
+    noise = labels < 0
+    if noise.any():
+        d = np.linalg.norm(X[noise][:, None, :] - centers[None], axis=2) if noise.sum() * len(ks) < 5e7 \
+            else np.full((noise.sum(), 1), np.nan)
+        distance[noise] = d.min(axis=1)
+    reps = {}
+    for c in ks:
+        idx = np.flatnonzero(labels == c)
+        reps[int(c)] = int(idx[np.argmin(distance[idx])])
+    return centers, distance, reps

@@ -1,0 +1,141 @@
+"""Choosing the number of clusters: sweeps scored by silhouette, elbow (inertia knee), BIC/AIC,
+and DBSCAN's eps sweep. Every score of every candidate is kept for the summary and the report.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import silhouette_score
+from sklearn.neighbors import NearestNeighbors
+
+from imgclust.errors import ConfigError
+
+#: silhouette is O(n^2); above this many points it is computed on a fixed random sample
+SILHOUETTE_SAMPLE = 4000
+
+
+def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) -> float | None:
+    """Silhouette of the non-noise points, sampled for large n; ``None`` if undefined."""
+    mask = labels >= 0
+    labs = labels[mask]
+    n_lab = len(np.unique(labs))
+    if n_lab < 2 or n_lab >= mask.sum():
+        return None
+    sample = SILHOUETTE_SAMPLE if mask.sum() > SILHOUETTE_SAMPLE else None
+    return float(silhouette_score(X[mask], labs, sample_size=sample, random_state=random_state))
+
+
+def within_ss(X: np.ndarray, labels: np.ndarray) -> float:
+    """Within-cluster sum of squares (k-means' inertia, for any labelling; noise left out)."""
+    total = 0.0
+    for c in np.unique(labels):
+        if c < 0:
+            continue
+        m = X[labels == c]
+        total += float(((m - m.mean(axis=0)) ** 2).sum())
+    return total
+
+
+def knee(xs: Sequence[float], ys: Sequence[float]) -> int:
+    """Index of the knee of a decreasing curve: the point farthest below the chord joining the
+    ends, on axes scaled to [0, 1] (the Kneedle rule; written here to avoid a dependency for
+    ten lines).
+    """
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if len(x) < 3:
+        return int(np.argmin(y))
+    xn = (x - x.min()) / (np.ptp(x) or 1.0)
+    yn = (y - y.min()) / (np.ptp(y) or 1.0)
+    chord = yn[0] + (yn[-1] - yn[0]) * xn
+    return int(np.argmax(chord - yn))
+
+
+def sweep_k(X: np.ndarray, make: Callable[[int], Any], k_values: Sequence[int], criterion: str,
+            random_state: int = 0, progress: Callable[[Any], Any] | None = None
+            ) -> tuple[int, list[dict[str, Any]], Any, np.ndarray]:
+    """Fit once per k and choose k by ``criterion``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_images, n_features)
+    make : callable
+        ``make(k)`` returns an unfitted estimator with k clusters.
+    k_values : sequence of int
+    criterion : {"silhouette", "elbow", "bic", "aic"}
+    progress : callable, optional
+        Wraps the iterable of k values (a progress bar).
+
+    Returns
+    -------
+    chosen_k, table, fitted estimator for chosen_k, its labels
+    """
+    if criterion not in ("silhouette", "elbow", "bic", "aic"):
+        raise ConfigError(f"criterion={criterion!r}; valid: silhouette, elbow, bic, aic")
+    table: list[dict[str, Any]] = []
+    fits: dict[int, tuple[Any, np.ndarray]] = {}
+    it = progress(k_values) if progress else k_values
+    for k in it:
+        est = make(int(k))
+        labels = np.asarray(est.fit_predict(X))
+        row: dict[str, Any] = {"k": int(k), "clusters_found": int(len(set(labels.tolist()) - {-1}))}
+        row["inertia"] = float(getattr(est, "inertia_", within_ss(X, labels)))
+        row["silhouette"] = safe_silhouette(X, labels, random_state)
+        if hasattr(est, "bic") and hasattr(est, "means_"):
+            row["bic"] = float(est.bic(X))
+            row["aic"] = float(est.aic(X))
+        elif criterion in ("bic", "aic"):
+            raise ConfigError(f"criterion={criterion!r} needs a mixture model (gmm)")
+        table.append(row)
+        # keep only what a criterion may pick, to bound memory: all labels are small
+        fits[int(k)] = (est, labels)
+    ks = [r["k"] for r in table]
+    if criterion == "silhouette":
+        scored = [(r["silhouette"], r["k"]) for r in table if r["silhouette"] is not None]
+        if not scored:
+            raise ConfigError("silhouette is undefined for every k tried (too few distinct images?)")
+        chosen = max(scored)[1]
+    elif criterion == "elbow":
+        chosen = ks[knee(ks, [r["inertia"] for r in table])]
+    else:
+        chosen = min(table, key=lambda r: r[criterion])["k"]
+    for r in table:
+        r["chosen"] = r["k"] == chosen
+    est, labels = fits[chosen]
+    return chosen, table, est, labels
+
+
+def sweep_eps(X: np.ndarray, make: Callable[[float], Any], min_samples: int = 5,
+              quantiles: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98),
+              max_noise: float = 0.5, random_state: int = 0
+              ) -> tuple[float, list[dict[str, Any]], Any, np.ndarray]:
+    """DBSCAN's eps sweep over quantiles of the ``min_samples``-th neighbour distance.
+
+    Each candidate records clusters found, noise share and silhouette (non-noise points). The
+    chosen eps has the best silhouette among those with at least two clusters and a noise share
+    of at most ``max_noise``; failing that, the one with the most clusters.
+    """
+    n_neighbors = min(min_samples, len(X) - 1)
+    dist, _ = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(X).kneighbors(X)
+    kd = dist[:, -1]
+    candidates = sorted({float(np.quantile(kd, q)) for q in quantiles if np.quantile(kd, q) > 0})
+    if not candidates:
+        raise ConfigError("every image has identical neighbours; DBSCAN's eps cannot be chosen")
+    table, fits = [], {}
+    for eps in candidates:
+        est = make(eps)
+        labels = np.asarray(est.fit_predict(X))
+        n_c = int(len(set(labels.tolist()) - {-1}))
+        noise = float((labels < 0).mean())
+        table.append({"eps": eps, "clusters_found": n_c, "noise_share": noise,
+                      "silhouette": safe_silhouette(X, labels, random_state)})
+        fits[eps] = (est, labels)
+    ok = [r for r in table if r["clusters_found"] >= 2 and r["noise_share"] <= max_noise
+          and r["silhouette"] is not None]
+    best = max(ok, key=lambda r: r["silhouette"]) if ok else max(
+        table, key=lambda r: (r["clusters_found"], -r["noise_share"]))
+    for r in table:
+        r["chosen"] = r["eps"] == best["eps"]
+    est, labels = fits[best["eps"]]
+    return best["eps"], table, est, labels

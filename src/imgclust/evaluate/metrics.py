@@ -1,0 +1,93 @@
+"""Scores of a clustering: against labels (Hungarian accuracy, NMI, ARI, purity, confusion
+matrix) and internal ones (silhouette, Davies-Bouldin, Calinski-Harabasz)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import (adjusted_rand_score, calinski_harabasz_score,
+                             davies_bouldin_score, normalized_mutual_info_score)
+from sklearn.metrics.cluster import contingency_matrix
+
+from imgclust.cluster.select_k import safe_silhouette
+
+
+def _encode(y: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+    classes, codes = np.unique(np.asarray(y), return_inverse=True)
+    return codes, list(classes)
+
+
+def hungarian_match(y_true: Sequence[Any], y_pred: Sequence[Any]) -> dict[Any, Any]:
+    """The one-to-one cluster -> class mapping that maximises agreement (scipy's
+    ``linear_sum_assignment`` on the contingency table). Unmatched clusters map to ``None``."""
+    t, classes = _encode(y_true)
+    p, clusters = _encode(y_pred)
+    cm = contingency_matrix(t, p)  # classes x clusters
+    rows, cols = linear_sum_assignment(cm, maximize=True)
+    mapping: dict[Any, Any] = {c: None for c in clusters}
+    for r, c in zip(rows, cols):
+        mapping[clusters[c]] = classes[r]
+    return mapping
+
+
+def hungarian_accuracy(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+    """Clustering accuracy: the share of images whose cluster maps to their class under the best
+    one-to-one matching. Noise (-1) counts as its own cluster, so it can match at most one class.
+
+    Examples
+    --------
+    >>> hungarian_accuracy([0, 0, 1, 1], [1, 1, 0, 0])
+    1.0
+    """
+    t, _ = _encode(y_true)
+    p, _ = _encode(y_pred)
+    cm = contingency_matrix(t, p)
+    rows, cols = linear_sum_assignment(cm, maximize=True)
+    return float(cm[rows, cols].sum() / len(t))
+
+
+def purity(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+    """Share of images that belong to the majority class of their cluster."""
+    cm = contingency_matrix(_encode(y_true)[0], _encode(y_pred)[0])
+    return float(cm.max(axis=0).sum() / cm.sum())
+
+
+def confusion(y_true: Sequence[Any], y_pred: Sequence[Any]) -> dict[str, Any]:
+    """Clusters x classes counts, rows ordered so that matched pairs sit on the diagonal."""
+    t, classes = _encode(y_true)
+    p, clusters = _encode(y_pred)
+    cm = contingency_matrix(t, p).T  # clusters x classes
+    rows, cols = linear_sum_assignment(cm, maximize=True)
+    order = list(rows[np.argsort(cols)]) + [r for r in range(len(clusters)) if r not in set(rows)]
+    return {"clusters": [_py(clusters[r]) for r in order], "classes": [_py(c) for c in classes],
+            "matrix": cm[order].tolist()}
+
+
+def external_scores(y_true: Sequence[Any], y_pred: Sequence[Any]) -> dict[str, Any]:
+    """``acc``, ``nmi``, ``ari``, ``purity`` and the matched ``confusion`` matrix."""
+    return {
+        "acc": hungarian_accuracy(y_true, y_pred),
+        "nmi": float(normalized_mutual_info_score(y_true, y_pred)),
+        "ari": float(adjusted_rand_score(y_true, y_pred)),
+        "purity": purity(y_true, y_pred),
+        "confusion": confusion(y_true, y_pred),
+    }
+
+
+def internal_scores(X: np.ndarray, labels: np.ndarray, random_state: int = 0) -> dict[str, Any]:
+    """Silhouette (sampled above a few thousand images), Davies-Bouldin and Calinski-Harabasz on
+    the non-noise images; ``None`` where a score is undefined (fewer than two clusters)."""
+    mask = labels >= 0
+    n_lab = len(np.unique(labels[mask]))
+    ok = 2 <= n_lab < mask.sum()
+    return {
+        "silhouette": safe_silhouette(X, labels, random_state),
+        "davies_bouldin": float(davies_bouldin_score(X[mask], labels[mask])) if ok else None,
+        "calinski_harabasz": float(calinski_harabasz_score(X[mask], labels[mask])) if ok else None,
+        "noise_share": float((~mask).mean()),
+    }
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v

@@ -1,0 +1,111 @@
+"""Steps on a feature matrix: PCA (scikit-learn), UMAP (umap-learn), t-SNE (scikit-learn), and
+``deskew``, the moment-based straightening of glyph images that ``auto`` uses on handwriting.
+
+Registered as they are, so a fitted step drops straight into a scikit-learn ``Pipeline``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from imgclust.errors import MissingExtraError
+from imgclust.features.registry import FEATURES
+
+FEATURES.add("pca", PCA, primary="n_components", input="array")
+
+
+def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
+              metric: str = "euclidean", random_state: int | None = None, **kw: Any) -> Any:
+    """A ``umap.UMAP`` with clustering-friendly defaults (``min_dist=0``, as in N2D)."""
+    try:
+        import umap
+    except ImportError as exc:
+        raise MissingExtraError("the 'umap' feature step", "umap") from exc
+    return umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
+                     metric=metric, random_state=random_state, **kw)
+
+
+FEATURES.add("umap", make_umap, primary="n_components", input="array")
+
+
+def make_tsne(n_components: int = 2, perplexity: float = 30.0, random_state: int | None = None,
+              **kw: Any) -> TSNE:
+    """scikit-learn's ``TSNE`` (fit_transform only: it embeds the images it was given)."""
+    return TSNE(n_components=n_components, perplexity=perplexity, random_state=random_state,
+                init="pca", **kw)
+
+
+FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
+
+
+class Deskew(TransformerMixin, BaseEstimator):
+    """Straighten slanted glyphs: shear each image so that its principal axis is vertical.
+
+    The classic preprocessing for handwritten digits (LeCun et al.'s deskewed MNIST): the shear
+    is ``mu11 / mu02`` of the image's own intensity moments and the image is also centred on its
+    centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input); the
+    side is inferred for square images or given as ``image_shape="HxW"``. Nothing is learned.
+    The warp is scipy's ``ndimage.affine_transform``; only the two moments are computed here.
+
+    Parameters
+    ----------
+    image_shape : str or tuple, optional
+        ``"HxW"``; inferred for square images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Deskew().fit_transform(np.zeros((2, 64))).shape
+    (2, 64)
+    """
+
+    def __init__(self, image_shape: Any = None) -> None:
+        self.image_shape = image_shape
+
+    def fit(self, X: Any, y: Any = None) -> "Deskew":
+        X = validate_data(self, X, dtype=np.float32)
+        self._shape = self._resolve(X.shape[1])
+        return self
+
+    def _resolve(self, n_features: int) -> tuple[int, int]:
+        from imgclust.features.autoencoder import infer_image_shape
+
+        c, h, w = infer_image_shape(n_features, self.image_shape)
+        if c != 1:
+            raise ValueError(f"deskew reads gray images; {n_features} features per row look like "
+                             f"{c} channels of {h}x{w}")
+        return h, w
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Deskewed images, same shape as ``X`` (n_images, height * width), float32."""
+        from scipy import ndimage
+
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        h, w = self._resolve(X.shape[1])
+        ys, xs = np.mgrid[:h, :w].astype(np.float64)
+        centre = np.array([(h - 1) / 2, (w - 1) / 2])
+        out = np.empty_like(X)
+        for i, row in enumerate(X):
+            img = row.reshape(h, w).astype(np.float64)
+            mass = img.sum()
+            if mass <= 0:
+                out[i] = row
+                continue
+            cy, cx = (ys * img).sum() / mass, (xs * img).sum() / mass
+            mu02 = ((ys - cy) ** 2 * img).sum() / mass
+            alpha = ((xs - cx) * (ys - cy) * img).sum() / mass / mu02 if mu02 > 1e-12 else 0.0
+            # output (y, x) reads input (y, x + alpha * y), re-centred on the centre of mass
+            matrix = np.array([[1.0, 0.0], [alpha, 1.0]])
+            offset = np.array([cy, cx]) - matrix @ centre
+            out[i] = ndimage.affine_transform(img, matrix, offset=offset, order=1,
+                                              mode="constant").reshape(-1)
+        return out
+
+
+FEATURES.add("deskew", Deskew, primary="image_shape", input="array")

@@ -1,0 +1,35 @@
+"""The feature-step registry: ``pixels``, ``pca``, ``cnn``, ``umap``…
+
+A step registered with ``input="images"`` turns images into a matrix (it must come first);
+``input="array"`` steps are scikit-learn transformers on the matrix.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from imgclust.registry import Registry
+
+FEATURES: Registry[Any] = Registry("feature step")
+register = FEATURES.register
+names = FEATURES.names
+create = FEATURES.create
+entry = FEATURES.entry
+
+
+def load_builtins() -> None:
+    """Import the built-in steps so that they register themselves."""
+    from imgclust.features import pixels, reduce  # noqa: F401
+
+    for optional in ("cnn", "autoencoder", "embed"):
+        try:
+            __import__(f"imgclust.features.{optional}")
+        except ModuleNotFoundError as exc:  # module not written yet in this build
+            if exc.name != f"imgclust.features.{optional}":
+                raise
+
+
+def parse_name(spec: str) -> str:
+    """The step name of a spec (``"pca:50"`` -> ``"pca"``)."""
+    from imgclust.registry import parse_spec
+
+    return parse_spec(spec)[0]

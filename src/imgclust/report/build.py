@@ -1,0 +1,361 @@
+"""``build_report(run_dir)``: the HTML report of a finished run, written beside it.
+
+Reads only the run directory (summary.json, clusters.csv, features.npy, or compare.json and
+compare.csv) and the source it names, reopened for thumbnails. Writes ``report.html``,
+``thumbs/`` and ``plotly.min.js`` (copied from the plotly package, so the page needs no network).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgclust.errors import ConfigError, ImgclustError
+from imgclust.io import atomic_write_text
+from imgclust.report import embed, figures
+from imgclust.report.rundir import CompareData, RunData, kind_of, load_compare, load_run
+from imgclust.report.thumbs import (SHARD, SHEET_COLS, ThumbSet, cache_key, load_cached,
+                                    make_thumbnails, sheet_cell, sheet_name, thumb_name)
+
+log = logging.getLogger(__name__)
+
+REPORT = "report.html"
+PLOTLY_JS = "plotly.min.js"
+#: images shown in each of a cluster's "nearest" and "farthest" strips
+STRIP = 5
+#: skipped files listed in the report (all of them are in summary.json)
+MAX_SKIPPED_SHOWN = 500
+#: what ``map_method`` accepts
+MAP_METHODS = ("auto", "umap", "tsne", "pca")
+
+
+def build_report(run_dir: str | Path, *, progress: bool = False, map_method: str = "auto",
+                 seed: int = 0) -> Path:
+    """Write ``run_dir/report.html`` for a finished ``imgclust run`` or ``imgclust compare``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run directory (``summary.json``) or a compare directory (``compare.json``).
+    progress : bool
+        Progress bar for the thumbnails.
+    map_method : {"auto", "umap", "tsne", "pca"}
+        2-D embedding of the features for the map (see :func:`imgclust.report.embed.embed_2d`).
+    seed : int
+        Seed of the samples and of the embedding.
+
+    Returns
+    -------
+    Path
+        The report file.
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` holds no finished run, or its files cannot be read.
+
+    Examples
+    --------
+    >>> from imgclust.report import build_report
+    >>> build_report("runs/digits")  # doctest: +SKIP
+    PosixPath('runs/digits/report.html')
+    """
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    if map_method not in MAP_METHODS:
+        raise ConfigError(f"map_method={map_method!r}; valid: {', '.join(MAP_METHODS)}")
+    if kind_of(run_dir) == "compare":
+        ctx = _compare_context(load_compare(run_dir))
+        template = "compare.html.j2"
+    else:
+        ctx = _run_context(load_run(run_dir), progress, map_method, seed)
+        template = "report.html.j2"
+    _copy_plotly(run_dir)
+    ctx["build_seconds"] = time.perf_counter() - t0
+    html = render(template, ctx)
+    out = run_dir / REPORT
+    atomic_write_text(out, html, errors="backslashreplace")
+    log.info("report written to %s in %.1f s", out, time.perf_counter() - t0)
+    return out
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("imgclust.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["num"] = _num
+    env.filters["secs"] = lambda v: f"{v:.2f} s" if isinstance(v, (int, float)) else "–"
+    env.globals["colour"] = figures.colour
+    env.globals["cluster_name"] = figures.cluster_name
+    return env
+
+
+def render(template: str, ctx: dict[str, Any]) -> str:
+    """Render one of the report's templates (the app reuses the partials)."""
+    static = resources.files("imgclust.report") / "static"
+    ctx = {**ctx, "css": (static / "report.css").read_text(encoding="utf-8"),
+           "js": (static / "report.js").read_text(encoding="utf-8"), "plotly_js": PLOTLY_JS}
+    return _env().get_template(template).render(**ctx)
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.4g}"
+    return str(v)
+
+
+def _copy_plotly(run_dir: Path) -> None:
+    import plotly
+
+    src = Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
+    dest = run_dir / PLOTLY_JS
+    if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+        tmp = run_dir / f".{PLOTLY_JS}.tmp"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+
+# --- a run ------------------------------------------------------------------------------------
+
+def _open_source(summary: dict[str, Any]) -> tuple[Any | None, str | None]:
+    """The run's source reopened, or ``None`` and why not (the report is built without images)."""
+    from imgclust.sources import open_source
+
+    labels = "folders" if summary.get("labels_source") == "folders" else None
+    try:
+        src = open_source(summary["source"], labels=labels)
+    except ImgclustError as exc:
+        return None, f"The images cannot be shown: {exc}"
+    note = None
+    fp = summary.get("source_fingerprint")
+    try:
+        if fp and src.fingerprint() != fp:
+            note = ("The source has changed since this run: thumbnails show the images as they "
+                    "are now, and images removed since are missing.")
+    except (OSError, ImgclustError) as exc:
+        note = f"The source could not be checked against the run ({exc})."
+    return src, note
+
+
+def _thumbs(data: RunData, src: Any | None, note: str | None, progress: bool) -> ThumbSet:
+    if src is None:
+        return ThumbSet(available=False, note=note,
+                        missing=dict.fromkeys(range(len(data.ids)), "source unavailable"))
+    key = cache_key(data.run_dir, data.summary["source"])
+    ts = load_cached(data.run_dir, key)
+    if ts is None:
+        ts = make_thumbnails(src, data.ids, data.labels, data.run_dir, key, progress=progress)
+    ts.note = note
+    if ts.missing:
+        extra = f"{len(ts.missing)} image(s) could not be read again for thumbnails."
+        ts.note = f"{note} {extra}" if note else extra
+    return ts
+
+
+def _order_by_distance(rows: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    d = distance[rows]
+    return rows[np.lexsort((rows, np.where(np.isnan(d), np.inf, d)))]
+
+
+def _tile(data: RunData, r: int, ts: ThumbSet, truth: list[str | None] | None) -> dict[str, Any]:
+    i = data.ids[r]
+    d = data.distance[r]
+    r = int(r)
+    if ts.mode == "sheet":  # a cell of a PNG sheet, cropped and scaled by CSS (64 px tiles)
+        col, line = sheet_cell(r)
+        src, style = None, (f"background-image:url({sheet_name(r)});"
+                            f"background-size:{SHEET_COLS * 64}px auto;"
+                            f"background-position:-{col * 64}px -{line * 64}px")
+    else:
+        src, style = thumb_name(r), None
+    return {"row": r, "id": i, "name": _short(i), "src": src, "style": style,
+            "missing": ts.missing.get(r), "cluster": int(data.labels[r]),
+            "distance": None if np.isnan(d) else float(d),
+            "truth": truth[r] if truth is not None else None}
+
+
+def _short(image_id: str) -> str:
+    return os.path.basename(image_id) or image_id
+
+
+def _k_story(summary: dict[str, Any]) -> str:
+    """One sentence on how the number of clusters was reached."""
+    k = summary["k"]
+    crit, chosen, n = k.get("criterion"), k.get("selected_value"), summary.get("n_clusters")
+    sweep = k.get("sweep") or []
+    name = summary["method"]["name"]
+    if crit == "given":
+        return f"k = {n}, as given."
+    if crit == "eps":
+        row = next((r for r in sweep if r.get("chosen")), {})
+        return (f"DBSCAN's eps was swept over {len(sweep)} values; eps = {_num(chosen)} was kept "
+                f"(best silhouette with at most half the images as noise): {n} clusters, "
+                f"{_num(row.get('noise_share'))} noise share.")
+    if crit == "none":
+        return f"{name} finds the number of clusters itself: {n}."
+    if crit == "upper-bound":
+        return f"{name} was allowed at most {chosen} components and kept {n}."
+    if sweep:
+        ks = [r["k"] for r in sweep]
+        rule = {"silhouette": "the highest silhouette", "elbow": "the elbow of the inertia curve",
+                "bic": "the lowest BIC", "aic": "the lowest AIC"}.get(crit, crit)
+        row = next((r for r in sweep if r.get("chosen")), {})
+        val = row.get(crit if crit in ("silhouette", "bic", "aic") else "inertia")
+        return (f"k = {chosen} was chosen among k = {min(ks)}…{max(ks)} by {rule}"
+                + (f" ({crit if crit != 'elbow' else 'inertia'} {_num(val)})" if val is not None
+                   else "") + ".")
+    return f"{n} clusters ({crit})."
+
+
+def _truth(src: Any | None, ids: list[str]) -> list[str | None] | None:
+    if src is None:
+        return None
+    truth = src.labels()
+    if not truth:
+        return None
+    return [None if truth.get(i) is None else str(truth.get(i)) for i in ids]
+
+
+def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> dict[str, Any]:
+    s = data.summary
+    src, note = _open_source(s)
+    ts = _thumbs(data, src, note, progress)
+    truth = _truth(src, data.ids)
+    labels, n = data.labels, len(data.ids)
+    figs: dict[str, Any] = {"sizes": figures.sizes(s["cluster_sizes"])}
+
+    # galleries: members of each cluster, nearest to its centre first; noise last
+    clusters, members = [], {}
+    for c in sorted((int(c) for c in np.unique(labels)), key=lambda c: (c < 0, c)):
+        rows = _order_by_distance(np.flatnonzero(labels == c), data.distance)
+        members[str(c)] = rows.tolist()
+        near = rows[:STRIP]
+        far = rows[max(len(near), len(rows) - STRIP):][::-1]
+        rep = np.flatnonzero(data.is_rep & (labels == c))
+        classes = Counter(truth[r] for r in rows if truth[r] is not None) if truth else Counter()
+        clusters.append({
+            "id": c, "size": len(rows), "share": len(rows) / n,
+            "mean": ts.means.get(c), "rep": _tile(data, int(rep[0]), ts, truth) if len(rep) else None,
+            "near": [_tile(data, r, ts, truth) for r in near],
+            "far": [_tile(data, r, ts, truth) for r in far],
+            "top_classes": classes.most_common(3),
+            "median_distance": float(np.nanmedian(data.distance[rows])) if len(rows) and
+            not np.isnan(data.distance[rows]).all() else None,
+        })
+
+    # choosing k
+    sweep = s["k"].get("sweep") or []
+    k_figs: list[tuple[str, Any]] = []
+    eps_rows = [r for r in sweep if "eps" in r]
+    k_rows = [r for r in sweep if "k" in r]
+    if k_rows:
+        from imgclust.cluster.select_k import knee
+
+        ks = [r["k"] for r in k_rows]
+        inert = [r.get("inertia") for r in k_rows]
+        elbow = ks[knee(ks, inert)] if None not in inert and len(ks) >= 3 else None
+        k_figs = figures.sweep_k(k_rows, s["k"]["criterion"], elbow)
+    if eps_rows:
+        k_figs.append(("eps", figures.sweep_eps(eps_rows)))
+    for name, f in k_figs:
+        figs["k_" + name] = f
+
+    # map and silhouette diagram (need features.npy)
+    map_info = None
+    sil = None
+    if data.X is not None:
+        rows, xy, used = embed.cached_map(data.run_dir, data.X, labels, map_method, seed)
+        figs["map"] = figures.scatter_map(xy, rows, labels, used)
+        map_info = {"method": used, "points": len(rows), "sampled": len(rows) < n}
+        ss = embed.silhouette_sample(data.X, labels, seed)
+        if ss is not None:
+            values, lab = ss
+            figs["silhouette"] = figures.silhouette_diagram(values, lab, float(values.mean()))
+            sil = {"points": len(values), "mean": float(values.mean())}
+
+    # evaluation against labels
+    metrics = s.get("metrics", {})
+    evaluation = None
+    disagree: list[int] = []
+    if "acc" in metrics:
+        mapping: dict[int, Any] = {}
+        if truth is not None:
+            from imgclust.evaluate.metrics import hungarian_match
+
+            lab_rows = [r for r in range(n) if truth[r] is not None]
+            mapping = {int(k): None if v is None else str(v) for k, v in hungarian_match(
+                [truth[r] for r in lab_rows], labels[lab_rows]).items()}
+            wrong = [r for r in lab_rows if mapping.get(int(labels[r])) != truth[r]]
+            # grouped by cluster, then by true class, then nearest to the centre first
+            disagree = sorted(wrong, key=lambda r: (labels[r] < 0, labels[r], truth[r],
+                                                    np.nan_to_num(data.distance[r], nan=np.inf)))
+        if metrics.get("confusion"):
+            figs["confusion"] = figures.confusion(metrics["confusion"], mapping)
+        evaluation = {"mapping": mapping, "n_disagree": len(disagree),
+                      "n_labelled": metrics.get("n_labelled")}
+
+    # what the page's script needs for "show all", the map's hover card and the paged galleries
+    class_names = sorted({t for t in truth if t is not None}) if truth else []
+    cidx = {c: i for i, c in enumerate(class_names)}
+    page = {
+        "n": n, "mode": ts.mode, "shard": SHARD, "cols": SHEET_COLS, "thumbs": ts.available,
+        # array sources' ids are the row numbers: not repeated
+        "ids": None if all(i == str(r) for r, i in enumerate(data.ids)) else data.ids,
+        "missing": sorted(ts.missing) if ts.available else [],
+        "members": members, "disagree": disagree,
+        "classes": class_names,
+        "truth": [cidx[t] if t is not None else -1 for t in truth] if truth else None,
+        "mapping": {str(k): v for k, v in (evaluation or {}).get("mapping", {}).items()},
+        "figs": figs,
+    }
+    skipped = s.get("skipped", [])
+    reasons = Counter(_reason_kind(f["reason"]) for f in skipped)
+    return {
+        "kind": "run", "s": s, "n": n, "clusters": clusters, "ts": ts, "page": page,
+        "k_story": _k_story(s), "k_figs": [name for name, _ in k_figs], "eps_rows": eps_rows,
+        "map_info": map_info, "sil": sil, "evaluation": evaluation, "metrics": metrics,
+        "skipped": skipped[:MAX_SKIPPED_SHOWN], "n_skipped": s.get("n_skipped", len(skipped)),
+        "skip_reasons": reasons.most_common(), "title": f"imgclust report: {s['source']}",
+        "params": {k: v for k, v in (s["method"].get("params") or {}).items()},
+        "timings": s.get("timings_s", {}),
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    """The first clause of a failure reason, to count skipped files by kind."""
+    return reason.split(":")[0].split("(")[0].strip()[:60] or "unknown"
+
+
+# --- a comparison -----------------------------------------------------------------------------
+
+def _compare_context(data: CompareData) -> dict[str, Any]:
+    info = data.info
+    agree = info.get("agreement", {})
+    figs = {"agreement": figures.agreement(agree.get("methods", []), agree.get("ari", [])),
+            "compare_sizes": figures.compare_sizes(data.labels)}
+    table = info.get("table", [])
+    keys = [k for k in ("k", "criterion", "silhouette", "davies_bouldin", "calinski_harabasz",
+                        "noise_share", "acc", "nmi", "ari", "purity", "seconds")
+            if any(k in r for r in table)]
+    skipped = info.get("skipped", [])
+    return {"kind": "compare", "info": info, "table": table, "keys": keys,
+            "skipped": skipped[:MAX_SKIPPED_SHOWN], "n_skipped": info.get("n_skipped", len(skipped)),
+            "page": {"figs": figs}, "title": f"imgclust compare: {info.get('source')}"}

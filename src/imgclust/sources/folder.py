@@ -1,0 +1,116 @@
+"""A folder of image files, read recursively; optional class labels from first-level folders."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from imgclust.errors import SourceError
+from imgclust.model import ImageRecord, LoadFailure
+from imgclust.sources.base import Source
+from imgclust.sources.decode import MAX_PIXELS, MAX_SIDE, decode_image
+
+#: Files skipped silently: operating-system litter, not something the user meant as an image.
+IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+class FolderSource(Source):
+    """Every file below ``root`` (hidden files and folders skipped), sorted by relative path.
+
+    Files that are not images are tried all the same and reported with the reason, so nothing
+    is dropped silently. Symlinked folders are not followed (no loops); symlinked files are.
+
+    Parameters
+    ----------
+    root : str or Path
+    labels_from_folders : bool
+        Use each image's first-level subfolder as its class (for evaluation only).
+    max_side, max_pixels : int
+        See :func:`~imgclust.sources.decode.decode_image`.
+    """
+
+    def __init__(self, root: str | Path, labels_from_folders: bool = False,
+                 max_side: int | None = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> None:
+        super().__init__()
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SourceError(f"{root}: not a folder")
+        self.spec = str(self.root)
+        self.labels_from_folders = labels_from_folders
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+        self._ids: list[str] | None = None
+        self.scan_failures: list[LoadFailure] = []
+
+    def _scan(self) -> list[str]:
+        ids: list[str] = []
+        self.scan_failures = []
+
+        def onerror(exc: OSError) -> None:
+            self.scan_failures.append(LoadFailure(str(exc.filename),
+                                                  f"cannot list folder: {exc.strerror}"))
+
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=onerror, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in dirnames:
+                full = os.path.join(dirpath, d)
+                if os.path.islink(full):
+                    self.scan_failures.append(LoadFailure(full, "symlinked folder not followed"))
+            for name in sorted(filenames):
+                if name.startswith(".") or name in IGNORED_NAMES:
+                    continue
+                ids.append(os.path.relpath(os.path.join(dirpath, name), self.root))
+        ids.sort()
+        if not ids and not self.scan_failures:
+            raise SourceError(f"{self.root}: no files found (the folder is empty)")
+        return ids
+
+    def candidates(self) -> list[str]:
+        if self._ids is None:
+            self._ids = self._scan()
+        return self._ids
+
+    def fingerprint(self) -> str:
+        """A hash of every candidate's relative path, size and modification time.
+
+        ``stat`` only, no file is read: a file edited, replaced, added or removed gives another
+        fingerprint; moving the whole folder elsewhere keeps it (the same hash as
+        ``imgclust.pipeline.input_fingerprint`` computes for a folder).
+        """
+        h = hashlib.sha256()
+        for c in self.candidates():
+            try:
+                st = os.stat(self.root / c)
+                info = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError as exc:  # a dangling link or a file gone since the scan
+                info = f"unreadable:{exc.errno}"
+            h.update(f"{c}\0{info}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:16]
+
+    def describe(self, image_id: str) -> str:
+        return str(self.root / image_id)
+
+    def read(self, image_id: str) -> tuple[ImageRecord, Image.Image]:
+        return decode_image(str(self.root / image_id), image_id, max_side=self.max_side,
+                            max_pixels=self.max_pixels)
+
+    def iter_batches(self, batch_size: int = 256, workers: int = 2):
+        ids = self.candidates()  # noqa: F841 - scan first so scan failures are known
+        for batch in super().iter_batches(batch_size, workers):
+            yield batch
+        self.failures = self.scan_failures + self.failures
+
+    def labels(self) -> dict[str, str] | None:
+        if not self.labels_from_folders:
+            return None
+        out = {}
+        for i in self.candidates():
+            parts = Path(i).parts
+            if len(parts) < 2:
+                continue  # a file directly in root has no class
+            out[i] = parts[0]
+        if not out:
+            raise SourceError(f"{self.root}: --labels folders needs images in class subfolders")
+        return out

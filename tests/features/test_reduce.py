@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from imgclust.features import build_steps
+from imgclust.features.reduce import Deskew
+
+
+def test_tsne_step_embeds_in_two_dimensions(rng):
+    X = rng.random((40, 12)).astype(np.float32)
+    steps = build_steps("tsne:perplexity=5", random_state=0)
+    tsne = steps[1][1]
+    E = tsne.fit_transform(X)
+    assert E.shape == (40, 2)
+    np.testing.assert_allclose(build_steps("tsne:perplexity=5", random_state=0)[1][1]
+                               .fit_transform(X), E, rtol=1e-4, atol=1e-4)
+
+
+def test_umap_step_shape_and_separation(rng):
+    pytest.importorskip("umap")
+    X = np.vstack([rng.normal(0, 0.1, (30, 8)), rng.normal(3, 0.1, (30, 8))]).astype(np.float32)
+    E = build_steps("umap:3:n_neighbors=5", random_state=0)[1][1].fit_transform(X)
+    assert E.shape == (60, 3)
+    gap = np.linalg.norm(E[:30].mean(0) - E[30:].mean(0))
+    assert gap > 3 * max(E[:30].std(0).max(), E[30:].std(0).max())  # two groups stay apart
+
+
+def test_steps_compose(rng):
+    pytest.importorskip("umap")
+    imgs = rng.random((30, 8, 8))
+    steps = build_steps("pixels,pca:6,umap:2:n_neighbors=5", random_state=0)
+    X = steps[0][1].fit_transform(imgs)
+    for _, est in steps[1:]:
+        X = est.fit_transform(X)
+    assert [s for s, _ in steps] == ["pixels", "pca:6", "umap:2:n_neighbors=5"]
+    assert X.shape == (30, 2)
+
+
+def slanted_bar(side: int, slope: float) -> np.ndarray:
+    img = np.zeros((side, side), dtype=np.float32)
+    for y in range(2, side - 2):
+        x = int(round(side / 2 + slope * (y - side / 2)))
+        img[y, x - 1:x + 1] = 1.0
+    return img
+
+
+def test_deskew_straightens_a_slanted_stroke():
+    side = 20
+    X = np.stack([slanted_bar(side, 0.4), slanted_bar(side, 0.0)]).reshape(2, -1)
+    D = Deskew().fit_transform(X)
+    assert D.shape == X.shape and D.dtype == np.float32
+
+    def slope(img: np.ndarray) -> float:  # x-centroid per row against the row index
+        rows = [(y, (img[y] * np.arange(side)).sum() / img[y].sum())
+                for y in range(side) if img[y].sum() > 0]
+        ys, xs = np.array(rows).T
+        return float(np.polyfit(ys, xs, 1)[0])
+
+    assert abs(slope(X[0].reshape(side, side))) > 0.3
+    assert abs(slope(D[0].reshape(side, side))) < 0.05
+    assert abs(slope(D[1].reshape(side, side))) < 0.05
+
+
+def test_deskew_refuses_colour_and_keeps_blank_images():
+    with pytest.raises(ValueError, match="gray"):
+        Deskew().fit(np.zeros((2, 3 * 16 * 16)))
+    blank = np.zeros((1, 64), dtype=np.float32)
+    np.testing.assert_array_equal(Deskew().fit_transform(blank), blank)
+    assert Deskew(image_shape="4x16").fit_transform(np.ones((1, 64))).shape == (1, 64)
