@@ -143,12 +143,7 @@ def test_image_steps_are_listed():
         assert freg.entry(name).primary is not None or name == "pixels"
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        strict=True, reason="pixels with size=None takes its size from the first image of each "
-        "call, so batches of mixed-size images get different widths (run on a folder of >256 "
-        "mixed-size images with -f pixels fails in np.concatenate)")) if n == "pixels" else n
-    for n in IMAGE_STEPS])
+@pytest.mark.parametrize("name", IMAGE_STEPS)
 def test_image_step_rows_do_not_depend_on_the_batch(name, request):
     """The pipeline extracts in batches (and caches them): a row must not depend on the others."""
     step = make_step(name, request)

@@ -49,3 +49,20 @@ def test_fitted_steps_form_an_sklearn_pipeline():
     res = imgclust.run("dataset:digits", features="pixels,pca:20", method="kmeans", k=10)
     X = res.pipeline().transform(load_digits().images[:5])
     np.testing.assert_allclose(X, res.features_.X[:5], rtol=1e-4, atol=1e-4)
+
+
+def test_pixels_width_is_fixed_by_the_first_image_across_batches(tmp_path):
+    """Native-size pixels on mixed sizes: every batch is resized to the first image's size."""
+    from PIL import Image
+
+    from imgclust.pipeline import extract_features
+    from imgclust.sources import open_source
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    for i in range(7):  # sizes differ from batch to batch
+        Image.new("RGB", (8 + i, 6 + 2 * i), (30 * i, 0, 0)).save(root / f"img{i}.png")
+    feats, records, _, _ = extract_features(open_source(str(root)), "pixels", batch_size=2,
+                                            progress=False)
+    assert feats.X.shape == (7, 8 * 6 * 3)
+    assert [r.id for r in records] == [f"img{i}.png" for i in range(7)]

@@ -127,38 +127,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def input_fingerprint(source: Source) -> str:
-    """A hash of what the features are computed from, to tell whether a run directory (and its
-    feature cache) was made from the same inputs.
-
-    Folders: every candidate's relative path, size and modification time (a file edited in place
-    changes it; ``Source.fingerprint`` hashes names only). Arrays: the pixel data. Moving the
-    folder elsewhere keeps the fingerprint, so a run can be resumed from the new place.
-    """
-    h = hashlib.sha256()
-    if isinstance(source, ArraySource):
-        a = np.ascontiguousarray(source.images)
-        h.update(f"array {a.shape} {a.dtype}".encode())
-        h.update(a.tobytes())
-    elif getattr(source, "root", None) is not None:
-        root = Path(source.root)
-        for c in source.candidates():
-            try:
-                st = os.stat(root / c)
-                info = f"{st.st_size}:{st.st_mtime_ns}"
-            except OSError as exc:
-                info = f"unreadable:{exc.errno}"
-            h.update(f"{c}\0{info}\n".encode("utf-8", "surrogateescape"))
-    else:
-        h.update(source.fingerprint().encode())
-    return h.hexdigest()[:16]
-
-
 def run_manifest(command: str, source: Source, config: dict[str, Any]) -> dict[str, Any]:
     """What ``run.json`` records: version, command, configuration and the inputs' fingerprint."""
     return {"format": RUN_FORMAT, "imgclust_version": __version__, "command": command,
             "config": json.loads(to_json(config)),
-            "inputs": {"source": source.spec, "fingerprint": input_fingerprint(source)}}
+            "inputs": {"source": source.spec, "fingerprint": source.fingerprint()}}
 
 
 def read_manifest(out: str | Path) -> dict[str, Any] | None:
@@ -328,7 +301,9 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
         spec, reason = choose_features(first_imgs[:64])
     steps = build_steps(spec, random_state=seed)
     name0, ext = steps[0]
-    ext.fit([])  # validates parameters; images steps learn nothing from the images
+    # validates parameters; pixels with size=None fixes its shape here, from the first image,
+    # so that every batch gets the same width
+    ext.fit(first_imgs[:1])
     records: list[ImageRecord] = []
     chunks: list[np.ndarray] = []
     pbar = bar(total=n_total, desc=f"reading + {name0}", unit="img")
@@ -336,7 +311,7 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     stats.update(reused=0, computed=0)
     bdir = None
     if cache_dir is not None:
-        stats["key"] = feature_cache_key(input_fingerprint(source), name0, ext, seed, batch_size)
+        stats["key"] = feature_cache_key(source.fingerprint(), name0, ext, seed, batch_size)
         bdir = Path(cache_dir) / f"features-{stats['key']}"
 
     def consume(i: int, recs: list[ImageRecord], imgs: list[Any]) -> None:
