@@ -120,14 +120,6 @@ def test_fingerprint_follows_ids_sizes_and_mtimes(tmp_path):
     assert FolderSource(tmp_path / "moved").fingerprint() == renamed  # the folder may move
 
 
-def test_fingerprint_agrees_with_the_pipelines_input_fingerprint(tmp_path):
-    from imgclust.pipeline import input_fingerprint
-
-    good_and_bad(tmp_path / "imgs")
-    src = FolderSource(tmp_path / "imgs")
-    assert src.fingerprint() == input_fingerprint(src)
-
-
 def test_fingerprint_reads_no_file_content(tmp_path, monkeypatch):
     root = tmp_path / "imgs"
     good_and_bad(root, n_good=3)

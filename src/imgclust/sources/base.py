@@ -127,7 +127,8 @@ class ArraySource(Source):
         return {str(i): (names[int(v)] if names else str(v)) for i, v in enumerate(self._labels)}
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(self.spec.encode())
-        h.update(str(self.images.shape).encode())
-        h.update(np.ascontiguousarray(self.images).tobytes())
+        """A hash of the pixel data (not of the file name: a moved array file keeps it)."""
+        a = np.ascontiguousarray(self.images)
+        h = hashlib.sha256(f"array {a.shape} {a.dtype}".encode())
+        h.update(a.tobytes())
         return h.hexdigest()[:16]

@@ -76,8 +76,8 @@ class FolderSource(Source):
         """A hash of every candidate's relative path, size and modification time.
 
         ``stat`` only, no file is read: a file edited, replaced, added or removed gives another
-        fingerprint; moving the whole folder elsewhere keeps it (the same hash as
-        ``imgclust.pipeline.input_fingerprint`` computes for a folder).
+        fingerprint; moving the whole folder elsewhere keeps it, so a run can be resumed from
+        the new place.
         """
         h = hashlib.sha256()
         for c in self.candidates():
