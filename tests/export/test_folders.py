@@ -86,6 +86,18 @@ def test_resume_rebuilds_export_but_keeps_user_files(images, tmp_path):
                            str((some.parent / f"{stem}_1{ext}").relative_to(out))}
 
 
+def test_non_utf8_file_names_survive_export_and_re_export(images, tmp_path):
+    """A Latin-1 file name is exported under its own bytes and removed again on a re-export."""
+    raw = os.path.join(os.fsencode(images / "red"), b"caf\xe9.png")
+    shutil.copy2(images / "red" / "red_1.png", os.fsdecode(raw))
+    out = tmp_path / "run"
+    imgclust.run(images, out, **RUN, export="copy")
+    names = [os.fsencode(p.name) for p in exported(out)]
+    assert b"caf\xe9.png" in names and len(names) == 17
+    imgclust.run(images, out, **RUN, export="copy", overwrite=True)  # reads export.csv back
+    assert sorted(os.fsencode(p.name) for p in exported(out)) == sorted(names)
+
+
 def test_link_points_at_the_originals(images, tmp_path):
     out = tmp_path / "run"
     imgclust.run(images, out, **RUN, export="link")

@@ -181,7 +181,7 @@ def remove_export(out_dir: str | Path) -> int:
     plan = out_dir / PLAN
     removed = 0
     if plan.exists():
-        with open(plan, encoding="utf-8", newline="") as f:
+        with open(plan, encoding="utf-8", errors="surrogateescape", newline="") as f:
             for row in csv.DictReader(f):
                 dst = out_dir / row["exported"]
                 part_name(dst).unlink(missing_ok=True)
