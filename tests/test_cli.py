@@ -106,6 +106,19 @@ def test_bench_json_rows(capsys):
     assert all(0 <= r["nmi"] <= 1 and r["seconds"] > 0 and r["n"] == 1797 for r in rows)
 
 
+def test_bench_markdown_table(capsys):
+    code, stdout, stderr = cli(capsys, "bench", "dataset:digits", "--markdown", "-f", "pixels:4",
+                               "-m", "kmeans", "-m", "hdbscan", "--no-default", "--seeds", "2")
+    assert code == 0, stderr
+    table = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert table[0].split("|")[4:9] == [" k ", " ACC ", " NMI ", " ARI ", " noise "]
+    base, kmeans, hdb = (line.split(" | ") for line in table[2:])
+    assert base[1:3] == ["pixels", "kmeans"]  # the k-means-on-pixels baseline, same run
+    assert kmeans[3] == "10 (given)" and kmeans[7] == "0%"
+    assert " ± " in kmeans[4] and 0.5 < float(kmeans[4].split(" ± ")[0]) < 0.95
+    assert hdb[3].endswith("(none)") and hdb[7] != "0%"  # HDBSCAN leaves noise on digits
+
+
 def test_export_move_and_undo(capsys, color_folder, tmp_path):
     root, _ = color_folder
     before = sorted(p.relative_to(root) for p in root.rglob("*.png"))

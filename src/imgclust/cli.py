@@ -216,11 +216,18 @@ def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
             return "error"
         return f"{r[key]:.{digits}f}" + (f" ± {r[key + '_sd']:.{digits}f}" if seeds > 1 else "")
 
-    lines = ["| data | features | method | k | ACC | NMI | ARI | seconds | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    def k_cell(r: dict[str, Any]) -> str:
+        if "k" not in r:
+            return "error"
+        k = f"{r['k']:g}" + (f" ± {r['k_sd']:.1f}" if r.get("k_sd") else "")
+        return f"{k} ({r['k_from']})"
+
+    lines = ["| data | features | method | k | ACC | NMI | ARI | noise | seconds | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in agg:
-        lines.append(f"| {Path(r['data']).name} | {r['features']} | {r['method']} | "
-                     f"{cell(r, 'k', 1)} ({r['k_from']}) | {cell(r, 'acc')} | {cell(r, 'nmi')} | {cell(r, 'ari')} | "
+        noise = f"{100 * r['noise']:.0f}%" if "noise" in r else "error"
+        lines.append(f"| {Path(r['data']).name} | {r['features']} | {r['method']} | {k_cell(r)} | "
+                     f"{cell(r, 'acc')} | {cell(r, 'nmi')} | {cell(r, 'ari')} | {noise} | "
                      f"{cell(r, 'seconds', 1)} | {r['peak_mb']:.0f} |")
     return "\n".join(lines)
 

@@ -112,7 +112,7 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds of acc/nmi/ari/seconds, per configuration."""
+    """Mean and standard deviation over seeds of acc/nmi/ari/seconds/k/noise, per configuration."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["data"], r["features"], r["method"]), []).append(r)
@@ -120,7 +120,7 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for (data, feat, meth), rs in groups.items():
         ok = [r for r in rs if "acc" in r]
         agg: dict[str, Any] = {"data": data, "features": feat, "method": meth, "seeds": len(rs)}
-        for key in ("acc", "nmi", "ari", "seconds", "k"):
+        for key in ("acc", "nmi", "ari", "seconds", "k", "noise"):
             vals = [r[key] for r in ok]
             if vals:
                 agg[key] = float(np.mean(vals))
