@@ -24,6 +24,16 @@ def test_umap_step_shape_and_separation(rng):
     assert gap > 3 * max(E[:30].std(0).max(), E[30:].std(0).max())  # two groups stay apart
 
 
+def test_seeded_umap_is_built_single_threaded_without_a_warning(rng, recwarn):
+    pytest.importorskip("umap")
+    X = rng.normal(size=(60, 5))
+    est = build_steps("umap:2:n_neighbors=5", random_state=0)[1][1]
+    assert est.random_state == 0 and est.n_jobs == 1  # the seed reached the factory
+    est.fit_transform(X)
+    assert not [w for w in recwarn if "n_jobs" in str(w.message)]
+    assert build_steps("umap:2:n_jobs=-1")[1][1].n_jobs == -1  # unseeded: left as asked
+
+
 def test_steps_compose(rng):
     pytest.importorskip("umap")
     imgs = rng.random((30, 8, 8))

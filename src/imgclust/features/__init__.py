@@ -42,7 +42,7 @@ def build_steps(spec: str, random_state: int | None = None) -> list[tuple[str, A
             raise ConfigError(f"{name!r} reads images, so it can only be the first step of {spec!r}")
         est = registry.create(s)
         if random_state is not None and "random_state" in _params(est) and _params(est)["random_state"] is None:
-            est.set_params(random_state=random_state)
+            est = registry.create(s, random_state=random_state)  # the factory sees the seed
         out.append((s, est))
     return out
 

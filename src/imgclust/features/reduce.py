@@ -26,6 +26,9 @@ def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0
         import umap
     except ImportError as exc:
         raise MissingExtraError("the 'umap' feature step", "umap") from exc
+    if random_state is not None:
+        # umap-learn runs single-threaded when seeded anyway; saying so spares its warning
+        kw.setdefault("n_jobs", 1)
     return umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                      metric=metric, random_state=random_state, **kw)
 

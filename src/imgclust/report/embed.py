@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +89,11 @@ def embed_2d(X: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.nda
 
         X = PCA(n_components=50, random_state=seed).fit_transform(X)
     if method == "umap":
-        import umap
+        from imgclust.features.reduce import make_umap
 
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
-            reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=seed)
-            return reducer.fit_transform(X), "UMAP"
+        reducer = make_umap(n_components=2, n_neighbors=min(15, n - 1), min_dist=0.1,
+                            random_state=seed)  # umap-learn's default spread for a picture
+        return reducer.fit_transform(X), "UMAP"
     if method == "tsne":
         from sklearn.manifold import TSNE
 
