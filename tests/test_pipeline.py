@@ -66,3 +66,13 @@ def test_pixels_width_is_fixed_by_the_first_image_across_batches(tmp_path):
                                             progress=False)
     assert feats.X.shape == (7, 8 * 6 * 3)
     assert [r.id for r in records] == [f"img{i}.png" for i in range(7)]
+
+
+def test_progress_on_a_non_terminal_prints_no_spinner(capsys):
+    """Bars and spinners go to stderr; off a terminal the spinner writes nothing at all."""
+    res = imgclust.run("dataset:digits", features="pixels,pca:5", method="agglomerative", k=10,
+                       progress=True)
+    assert len(set(res.labels_)) == 10
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "fitting pca:5" not in captured.err and "clustering:" not in captured.err

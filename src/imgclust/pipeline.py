@@ -5,6 +5,7 @@ run directory (clusters.csv, summary.json, features.npy) -> optional per-cluster
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Sequence
 
 import numpy as np
 
@@ -55,6 +56,16 @@ def progress_bar(enabled: bool) -> Callable[..., Any]:
     from tqdm.auto import tqdm
 
     return lambda it=None, **kw: tqdm(it, leave=False, dynamic_ncols=True, **kw)
+
+
+def progress_status(enabled: bool, text: str) -> ContextManager[Any]:
+    """A spinner on stderr while one long call runs (a UMAP fit, a clustering at a fixed k),
+    where there is nothing to count; rich draws it on a terminal only."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
 
 
 class _NullBar:
@@ -350,7 +361,8 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     del chunks
     for name, est in steps[1:]:
         t = time.perf_counter()
-        X = _fit_array_step(name, est, X)
+        with progress_status(progress, f"features: fitting {name} on {X.shape[0]} × {X.shape[1]}"):
+            X = _fit_array_step(name, est, X)
         timings["features:" + name] = time.perf_counter() - t
     feats = Features(ids=tuple(r.id for r in records), X=np.ascontiguousarray(X, dtype=np.float32),
                      steps=tuple(s for s, _ in steps))
@@ -405,9 +417,12 @@ def cluster_features(feats: Features, method: str, k: int | str, criterion: str 
     if n < 2:
         raise ConfigError(f"only {n} image read; clustering needs at least 2")
     bar = progress_bar(progress)
-    raw, selection, est = fit_clusters(
-        feats.X, method, _parse_k(k), criterion, k_range, random_state=seed,
-        progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
+    k = _parse_k(k)
+    # a k sweep has its own bar; a single fit gets a spinner
+    with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
+        raw, selection, est = fit_clusters(
+            feats.X, method, k, criterion, k_range, random_state=seed,
+            progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
     labels = order_by_size(raw)
     centers, distance, reps = describe(feats.X, labels)
     params = {kk: v for kk, v in est.get_params(deep=False).items()
