@@ -496,7 +496,8 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     kill_point("features")
     method_reason = None
     if method == "auto":
-        method, method_reason = choose_method(",".join(feats.steps))
+        method, auto_criterion, method_reason = choose_method(",".join(feats.steps))
+        criterion = criterion or auto_criterion
     t = time.perf_counter()
     clustering, selection, est = cluster_features(feats, method, k, criterion, k_range, seed,
                                                   progress)

@@ -52,9 +52,30 @@ def test_auto_k_finds_three(method, criterion, blobs):
     X, y = blobs
     labels, sel, _ = fit_clusters(X, method, "auto", criterion, K_RANGE, random_state=0)
     assert sel.criterion == criterion and sel.chosen == 3
-    assert [r["k"] for r in sel.table] == list(range(2, 7))
+    if criterion != "density":  # a sweep over the whole range; density counts the groups once
+        assert [r["k"] for r in sel.table] == list(range(2, 7))
     assert [r["k"] for r in sel.table if r["chosen"]] == [3]
     assert adjusted_rand_score(y, labels) >= _min_ari(method)
+
+
+def test_density_starts_kmeans_and_mixtures_from_the_groups(blobs):
+    X, y = blobs
+    _, sel, km = fit_clusters(X, "kmeans", "auto", "density", K_RANGE, random_state=0)
+    assert km.n_init == 1 and km.init.shape == (3, X.shape[1])
+    found = sorted(map(tuple, np.round(km.init)))
+    assert found == sorted(map(tuple, np.round(np.array(CENTERS, dtype=float))))  # blob means
+    row = sel.table[0]
+    assert row["min_cluster_size"] == 5 and 0 <= row["noise_share"] < 0.2
+    _, _, gmm = fit_clusters(X, "gmm", "auto", "density", K_RANGE, random_state=0)
+    assert gmm.means_init.shape == (3, X.shape[1])
+
+
+def test_density_falls_back_to_silhouette_without_two_groups(rng):
+    X = rng.normal(size=(60, 3)).astype(np.float32)  # one round cloud: no two dense groups
+    labels, sel, _ = fit_clusters(X, "kmeans", "auto", "density", K_RANGE, random_state=0)
+    assert sel.criterion == "silhouette" and 2 <= sel.chosen <= 6
+    assert sel.table[0]["criterion"] == "density" and sel.table[0]["clusters_found"] < 2
+    assert "k" not in sel.table[0] and [r["k"] for r in sel.table[1:]] == list(range(2, 7))
 
 
 @pytest.mark.parametrize("k", [3, "auto"])

@@ -38,5 +38,7 @@ def test_glyph_rule_deskews_only_glyphs_large_enough(rng):
 
 
 def test_method_rule(rng):
-    method, why = choose_method("pixels,deskew,umap:10:metric=cosine")
-    assert method == "kmeans" and "silhouette" in why
+    method, criterion, why = choose_method("pixels,deskew,umap:10:metric=cosine")
+    assert (method, criterion) == ("kmeans", "density") and "HDBSCAN" in why
+    method, criterion, why = choose_method("pixels:32,pca:0.9")  # no UMAP: not dense groups
+    assert (method, criterion) == ("kmeans", "silhouette") and "silhouette" in why

@@ -129,6 +129,19 @@ def test_noise_is_its_own_group(tmp_path):
     assert html.index('id="cluster-0"') < html.index('id="cluster--1"')  # noise last
 
 
+def test_density_k_is_told_in_words(tmp_path):
+    rng = np.random.default_rng(1)
+    groups = [np.full((30, 6, 6), v) + rng.normal(0, 3, (30, 6, 6)) for v in (20, 120, 220)]
+    npz = tmp_path / "three.npz"
+    np.savez(npz, images=np.clip(np.concatenate(groups), 0, 255).astype(np.uint8))
+    out = tmp_path / "run"
+    res = imgclust.run(npz, out, features="pixels", method="kmeans", criterion="density")
+    assert len(set(res.labels_)) == 3
+    html = build_report(out, map_method="pca").read_text(encoding="utf-8")
+    assert re.search(r"HDBSCAN found 3 dense groups \(smallest allowed: 5 images; "
+                     r"\d+\.\d % of the images were noise", html)
+
+
 def test_compare_report(tmp_path, tiny_run):
     npz = tiny_run.parent / "tiny.npz"
     out = tmp_path / "cmp"

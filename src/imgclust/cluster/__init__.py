@@ -6,7 +6,7 @@ from typing import Any, Callable
 import numpy as np
 
 from imgclust.cluster import registry
-from imgclust.cluster.select_k import sweep_eps, sweep_k
+from imgclust.cluster.select_k import density_k, sweep_eps, sweep_k
 from imgclust.errors import ConfigError
 from imgclust.model import KSelection
 from imgclust.registry import parse_spec
@@ -39,7 +39,10 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     k : int or "auto"
         Number of clusters; ignored (with a note in the selection) by methods that find it.
     criterion : str or None
-        How ``auto`` chooses: silhouette, elbow, bic or aic (default: the method's first).
+        How ``auto`` chooses: silhouette, elbow, bic, aic or density (default: the method's
+        first). ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
+        starts from their means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than
+        two groups it falls back to the method's first sweep criterion.
     k_range : (int, int)
         Inclusive range of k tried by ``auto``.
 
@@ -80,6 +83,20 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     crit = criterion or criteria[0]
     if crit not in criteria:
         raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
+    density_row = None
+    if crit == "density":
+        found, means, density_row = density_k(X)
+        if 2 <= found < n:
+            density_row["chosen"] = True
+            est = make_estimator(method, random_state, **{k_param: found})
+            params = est.get_params(deep=False)
+            if "init" in params and "n_init" in params:  # k-means: start from the groups
+                est.set_params(init=means, n_init=1)
+            elif "means_init" in params:  # Gaussian mixtures
+                est.set_params(means_init=means)
+            return np.asarray(est.fit_predict(X)), KSelection("density", found, [density_row]), est
+        density_row["chosen"] = False
+        crit = next(c for c in criteria if c != "density")
     lo, hi = k_range
     hi = min(hi, n - 1)
     if lo < 2 or hi < lo:
@@ -87,6 +104,9 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     chosen, table, est, labels = sweep_k(
         X, lambda kk: make_estimator(method, random_state, **{k_param: kk}), range(lo, hi + 1),
         crit, random_state=random_state, progress=progress)
+    if density_row is not None:  # density found fewer than two groups: say so in the table
+        density_row.pop("k")  # not a point of the k sweep
+        table.insert(0, {"criterion": "density", **density_row})
     return labels, KSelection(crit, chosen, table), est
 
 

@@ -4,4 +4,4 @@ from sklearn.cluster import AgglomerativeClustering
 from imgclust.cluster.registry import CLUSTERERS
 
 CLUSTERERS.add("agglomerative", AgglomerativeClustering, primary="n_clusters",
-               k_param="n_clusters", criteria=("silhouette", "elbow"), sweep="k")
+               k_param="n_clusters", criteria=("silhouette", "elbow", "density"), sweep="k")

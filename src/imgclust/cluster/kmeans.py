@@ -22,6 +22,6 @@ def make_minibatch(n_clusters: int = 8, n_init: int = 3, batch_size: int = 1024,
 
 
 CLUSTERERS.add("kmeans", make_kmeans, primary="n_clusters", k_param="n_clusters",
-               criteria=("silhouette", "elbow"), sweep="k")
+               criteria=("silhouette", "elbow", "density"), sweep="k")
 CLUSTERERS.add("minibatch-kmeans", make_minibatch, primary="n_clusters", k_param="n_clusters",
-               criteria=("silhouette", "elbow"), sweep="k")
+               criteria=("silhouette", "elbow", "density"), sweep="k")

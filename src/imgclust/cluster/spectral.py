@@ -15,4 +15,4 @@ def make_spectral(n_clusters: int = 8, affinity: str = "nearest_neighbors",
 
 
 CLUSTERERS.add("spectral", make_spectral, primary="n_clusters", k_param="n_clusters",
-               criteria=("silhouette",), sweep="k")
+               criteria=("silhouette", "density"), sweep="k")

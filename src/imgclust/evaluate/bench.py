@@ -80,9 +80,9 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
                 fs, f_secs, f_peak = feat_cache[feat]
                 tracemalloc.start()
                 t = time.perf_counter()
-                m = choose_method(",".join(fs.steps))[0] if meth == "auto" else meth
+                m, crit = choose_method(",".join(fs.steps))[:2] if meth == "auto" else (meth, None)
                 try:
-                    clustering, sel, _ = cluster_features(fs, m, kk, None, (2, 15), seed, False)
+                    clustering, sel, _ = cluster_features(fs, m, kk, crit, (2, 15), seed, False)
                     err = None
                 except (ConfigError, ValueError, MemoryError) as exc:
                     clustering, sel, err = None, None, str(exc)

@@ -211,6 +211,11 @@ def _k_story(summary: dict[str, Any]) -> str:
                 f"{_num(row.get('noise_share'))} noise share.")
     if crit == "none":
         return f"{name} finds the number of clusters itself: {n}."
+    if crit == "density":
+        row = next((r for r in sweep if r.get("chosen")), {})
+        return (f"HDBSCAN found {n} dense groups (smallest allowed: {row.get('min_cluster_size')} "
+                f"images; {100 * row.get('noise_share', 0.0):.1f} % of the images were noise and "
+                f"joined their nearest group); {name} ran at that k, started from the groups' means.")
     if crit == "upper-bound":
         return f"{name} was allowed at most {chosen} components and kept {n}."
     if sweep:
