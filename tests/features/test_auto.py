@@ -30,9 +30,9 @@ def test_rgb_with_equal_channels_counts_as_gray(rng):
 
 def test_glyph_rule_deskews_only_glyphs_large_enough(rng):
     spec28, why = choose_features(gray_glyphs(rng, side=28))
-    assert spec28.split(",")[:2] == ["pixels", "deskew"] and "deskew" in why
+    assert spec28.split(",")[:3] == ["pixels", "deskew", "hog"] and "deskew" in why
     spec8, _ = choose_features(gray_glyphs(rng, side=8))
-    assert spec8.startswith("pixels,") and "deskew" not in spec8
+    assert spec8.startswith("pixels,") and "deskew" not in spec8 and "hog" not in spec8
     photo_spec, _ = choose_features(photos(rng))
     assert "deskew" not in photo_spec and not photo_spec.startswith("pixels,umap")
 

