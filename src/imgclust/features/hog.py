@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from imgclust.features.reduce import gray_image_shape
 from imgclust.features.registry import FEATURES
 
 
@@ -50,12 +51,7 @@ class HOG(TransformerMixin, BaseEstimator):
         return self
 
     def _shape(self, n_features: int) -> tuple[int, int]:
-        from imgclust.features.autoencoder import infer_image_shape
-
-        c, h, w = infer_image_shape(n_features, self.image_shape)
-        if c != 1:
-            raise ValueError(f"hog reads gray images; {n_features} features per row look like "
-                             f"{c} channels of {h}x{w}")
+        h, w = gray_image_shape("hog", n_features, self.image_shape)
         if min(h, w) < self.pixels_per_cell * self.cells_per_block:
             raise ValueError(f"hog: {h}x{w} images are smaller than one block of "
                              f"{self.cells_per_block}x{self.cells_per_block} cells of "

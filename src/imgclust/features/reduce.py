@@ -46,6 +46,18 @@ def make_tsne(n_components: int = 2, perplexity: float = 30.0, random_state: int
 FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
 
 
+def gray_image_shape(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int]:
+    """(height, width) of flattened gray images, for the steps that read images from an array
+    (``deskew``, ``hog``); a row of several channels is refused with the step's name."""
+    from imgclust.features.autoencoder import infer_image_shape
+
+    c, h, w = infer_image_shape(n_features, image_shape)
+    if c != 1:
+        raise ValueError(f"{step} reads gray images; {n_features} features per row look like "
+                         f"{c} channels of {h}x{w}")
+    return h, w
+
+
 class Deskew(TransformerMixin, BaseEstimator):
     """Straighten slanted glyphs: shear each image so that its principal axis is vertical.
 
@@ -76,13 +88,7 @@ class Deskew(TransformerMixin, BaseEstimator):
         return self
 
     def _resolve(self, n_features: int) -> tuple[int, int]:
-        from imgclust.features.autoencoder import infer_image_shape
-
-        c, h, w = infer_image_shape(n_features, self.image_shape)
-        if c != 1:
-            raise ValueError(f"deskew reads gray images; {n_features} features per row look like "
-                             f"{c} channels of {h}x{w}")
-        return h, w
+        return gray_image_shape("deskew", n_features, self.image_shape)
 
     def transform(self, X: Any) -> np.ndarray:
         """Deskewed images, same shape as ``X`` (n_images, height * width), float32."""
