@@ -38,7 +38,10 @@ def test_glyph_rule_deskews_only_glyphs_large_enough(rng):
 
 
 def test_method_rule(rng):
-    method, criterion, why = choose_method("pixels,deskew,umap:10:metric=cosine")
+    glyphs, _ = choose_features(gray_glyphs(rng, side=28))
+    method, criterion, why = choose_method(glyphs)
     assert (method, criterion) == ("kmeans", "density") and "HDBSCAN" in why
-    method, criterion, why = choose_method("pixels:32,pca:0.9")  # no UMAP: not dense groups
-    assert (method, criterion) == ("kmeans", "silhouette") and "silhouette" in why
+    photo_spec, _ = choose_features(photos(rng))  # CNN (or 32 px) features: not dense groups
+    for spec in (photo_spec, "cnn,pca:50,umap:10", "pixels:32,pca:0.9"):
+        method, criterion, why = choose_method(spec)
+        assert (method, criterion) == ("kmeans", "silhouette") and "silhouette" in why
