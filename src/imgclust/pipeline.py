@@ -9,15 +9,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
-import os
 import platform
 import shutil
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
@@ -30,7 +28,7 @@ from imgclust.features.auto import choose_features, choose_method
 from imgclust.io import (atomic_save_npy, atomic_write_csv, atomic_write_json, is_temp_leftover,
                          kill_point, to_json)
 from imgclust.model import Clustering, Features, ImageRecord, KSelection, LoadFailure
-from imgclust.sources import DEFAULT_SOURCE, ArraySource, Source, open_source
+from imgclust.sources import DEFAULT_SOURCE, Source, open_source
 
 SUMMARY = "summary.json"
 CLUSTERS = "clusters.csv"
