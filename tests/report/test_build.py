@@ -140,6 +140,8 @@ def test_density_k_is_told_in_words(tmp_path):
     html = build_report(out, map_method="pca").read_text(encoding="utf-8")
     assert re.search(r"HDBSCAN found 3 dense groups \(smallest allowed: 5 images; "
                      r"\d+\.\d % of the images were noise", html)
+    assert "Dense groups found by HDBSCAN" in html and "No sweep was run" not in html
+    assert re.search(r'<tr class="chosen"><td>3</td>', html)  # clusters_found of the chosen row
 
 
 def test_compare_report(tmp_path, tiny_run):

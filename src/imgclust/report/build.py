@@ -270,7 +270,8 @@ def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> d
     sweep = s["k"].get("sweep") or []
     k_figs: list[tuple[str, Any]] = []
     eps_rows = [r for r in sweep if "eps" in r]
-    k_rows = [r for r in sweep if "k" in r]
+    density_rows = [r for r in sweep if "min_cluster_size" in r]  # HDBSCAN's count (density)
+    k_rows = [r for r in sweep if "k" in r and r not in density_rows]
     if k_rows:
         from imgclust.cluster.select_k import knee
 
@@ -336,6 +337,7 @@ def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> d
     return {
         "kind": "run", "s": s, "n": n, "clusters": clusters, "ts": ts, "page": page,
         "k_story": _k_story(s), "k_figs": [name for name, _ in k_figs], "eps_rows": eps_rows,
+        "density_rows": density_rows,
         "map_info": map_info, "sil": sil, "evaluation": evaluation, "metrics": metrics,
         "skipped": skipped[:MAX_SKIPPED_SHOWN], "n_skipped": s.get("n_skipped", len(skipped)),
         "skip_reasons": reasons.most_common(), "title": f"imgclust report: {s['source']}",
