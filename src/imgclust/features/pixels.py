@@ -71,10 +71,7 @@ class PixelExtractor(ImageExtractor):
         return size, bool(gray)
 
     def output_dim_for(self, first: Image.Image | None) -> int:
-        if first is None and hasattr(self, "image_size_"):
-            (w, h), gray = self.image_size_, self.gray_
-            return w * h * (1 if gray else 3)
-        if first is None:
+        if first is None and not hasattr(self, "image_size_"):
             side = self.size or 0
             return side * side * (1 if self.gray else 3)
         (w, h), gray = self._resolve(first)
