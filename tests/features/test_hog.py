@@ -47,3 +47,22 @@ def test_registered_and_composes():
     steps = build_steps("pixels:16:gray=true,deskew,hog:4:orientations=9")
     assert [type(s).__name__ for _, s in steps] == ["PixelExtractor", "Deskew", "HOG"]
     assert steps[2][1].orientations == 9 and steps[2][1].pixels_per_cell == 4
+
+
+@pytest.mark.parametrize("ppc,ori,cpb,side", [(4, 12, 2, 16), (4, 9, 3, 28), (5, 12, 2, 23),
+                                              (3, 8, 1, 10)])
+def test_batch_matches_scikit_image(ppc, ori, cpb, side):
+    """hog_batch is scikit-image's hog, one batch at a time (odd sizes leave pixels over)."""
+    skimage_feature = pytest.importorskip("skimage.feature")
+    from imgclust.features.hog import hog_batch
+
+    rng = np.random.default_rng(1)
+    imgs = rng.random((5, side, side)).astype(np.float32)
+    imgs[0] = 0.0  # a blank image: no gradient at all
+    imgs[1, :, : side // 2] = 0.0  # a hard edge
+    ours = hog_batch(imgs, ppc, ori, cpb)
+    ref = np.stack([skimage_feature.hog(im, orientations=ori, pixels_per_cell=(ppc, ppc),
+                                        cells_per_block=(cpb, cpb), block_norm="L2-Hys")
+                    for im in imgs])
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
