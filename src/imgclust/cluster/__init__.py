@@ -39,8 +39,9 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     k : int or "auto"
         Number of clusters; ignored (with a note in the selection) by methods that find it.
     criterion : str or None
-        How ``auto`` chooses: silhouette, elbow, bic, aic or density (default: the method's
-        first). ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
+        How ``auto`` chooses: silhouette, elbow, bic, aic, density, modularity or eigengap
+        (default: the method's first). ``modularity`` and ``eigengap``: ``knn-spectral``
+        chooses k on its own nearest-neighbour graph in one fit. ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
         starts from their means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than
         two groups it falls back to the method's first sweep criterion.
     k_range : (int, int)
@@ -83,6 +84,12 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     crit = criterion or criteria[0]
     if crit not in criteria:
         raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
+    if crit in ("modularity", "eigengap"):  # knn-spectral chooses k on its own graph
+        lo, hi = _k_bounds(k_range, n)
+        est = make_estimator(method, random_state, **{k_param: "auto"}, k_rule=crit,
+                             min_clusters=lo, max_clusters=hi)
+        labels = np.asarray(est.fit_predict(X))
+        return labels, KSelection(crit, int(est.n_clusters_), est.k_table_), est
     density_row = None
     if crit == "density":
         found, means, density_row = density_k(X)
@@ -97,10 +104,7 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
             return np.asarray(est.fit_predict(X)), KSelection("density", found, [density_row]), est
         density_row["chosen"] = False
         crit = next(c for c in criteria if c != "density")
-    lo, hi = k_range
-    hi = min(hi, n - 1)
-    if lo < 2 or hi < lo:
-        raise ConfigError(f"k range {k_range} is empty for {n} images (need 2 <= low <= high < n)")
+    lo, hi = _k_bounds(k_range, n)
     chosen, table, est, labels = sweep_k(
         X, lambda kk: make_estimator(method, random_state, **{k_param: kk}), range(lo, hi + 1),
         crit, random_state=random_state, progress=progress)
@@ -108,6 +112,14 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
         density_row.pop("k")  # not a point of the k sweep
         table.insert(0, {"criterion": "density", **density_row})
     return labels, KSelection(crit, chosen, table), est
+
+
+def _k_bounds(k_range: tuple[int, int], n: int) -> tuple[int, int]:
+    lo, hi = k_range
+    hi = min(hi, n - 1)
+    if lo < 2 or hi < lo:
+        raise ConfigError(f"k range {k_range} is empty for {n} images (need 2 <= low <= high < n)")
+    return lo, hi
 
 
 def _check_k(k: int, n: int) -> int:

@@ -216,6 +216,20 @@ def _k_story(summary: dict[str, Any]) -> str:
         return (f"HDBSCAN found {n} dense groups (smallest allowed: {row.get('min_cluster_size')} "
                 f"images; {100 * row.get('noise_share', 0.0):.1f} % of the images were noise and "
                 f"joined their nearest group); {name} ran at that k, started from the groups' means.")
+    if crit == "eigengap":
+        row = next((r for r in sweep if r.get("chosen")), {})
+        ks = [r["k"] for r in sweep] or [chosen]
+        return (f"k = {chosen}: after the {chosen} smallest eigenvalues of the nearest-neighbour "
+                f"graph's normalised Laplacian comes the largest gap among k = {min(ks)}…{max(ks)} "
+                f"({_num(row.get('eigenvalue'))} to "
+                f"{_num((row.get('eigenvalue') or 0) + (row.get('gap') or 0))}); "
+                f"{name} split the graph's spectral embedding into that many clusters.")
+    if crit == "modularity":
+        row = next((r for r in sweep if r.get("chosen")), {})
+        ks = [r["k"] for r in sweep] or [chosen]
+        return (f"k = {chosen}: of the spectral clusterings with k = {min(ks)}…{max(ks)}, the one "
+                f"whose clusters keep the most nearest-neighbour links inside them beyond chance "
+                f"(highest modularity, {_num(row.get('modularity'))}).")
     if crit == "upper-bound":
         return f"{name} was allowed at most {chosen} components and kept {n}."
     if sweep:

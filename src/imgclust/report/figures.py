@@ -54,7 +54,8 @@ def _chosen_line(x: float, text: str) -> dict[str, Any]:
 
 def sweep_k(sweep: Sequence[dict[str, Any]], criterion: str, elbow_k: int | None
             ) -> list[tuple[str, dict[str, Any]]]:
-    """Inertia (elbow marked), silhouette and, for mixtures, BIC/AIC against k."""
+    """Inertia (elbow marked), silhouette, modularity and the Laplacian's eigengaps
+    (``knn-spectral``) and, for mixtures, BIC/AIC against k."""
     import plotly.graph_objects as go
 
     ks = [r["k"] for r in sweep]
@@ -83,6 +84,24 @@ def sweep_k(sweep: Sequence[dict[str, Any]], criterion: str, elbow_k: int | None
                         hovertemplate="k=%{x}<br>silhouette=%{y:.3f}<extra></extra>")],
             title="Silhouette vs k (higher is better)", xaxis_title="k", yaxis_title="silhouette",
             shapes=shapes, showlegend=False, xaxis=dict(dtick=1), annotations=[_note(note)])))
+    if any(r.get("modularity") is not None for r in sweep):
+        out.append(("modularity", _fig(
+            [go.Scatter(x=ks, y=[r.get("modularity") for r in sweep], mode="lines+markers",
+                        name="modularity",
+                        hovertemplate="k=%{x}<br>modularity=%{y:.4f}<extra></extra>")],
+            title="Modularity on the nearest-neighbour graph vs k (higher is better)",
+            xaxis_title="k", yaxis_title="modularity", shapes=shapes, showlegend=False,
+            xaxis=dict(dtick=1), annotations=[_note(note)])))
+    if any(r.get("gap") is not None for r in sweep):
+        out.append(("eigengap", _fig(
+            [go.Bar(x=ks, y=[r.get("gap") for r in sweep], name="gap after k",
+                    hovertemplate="k=%{x}<br>gap=%{y:.4f}<extra></extra>"),
+             go.Scatter(x=ks, y=[r.get("eigenvalue") for r in sweep], mode="lines+markers",
+                        name="k-th eigenvalue",
+                        hovertemplate="k=%{x}<br>eigenvalue=%{y:.4f}<extra></extra>")],
+            title="Laplacian eigenvalues and the gap after each k (largest gap: chosen)",
+            xaxis_title="k", yaxis_title="eigenvalue", shapes=shapes, xaxis=dict(dtick=1),
+            annotations=[_note(note)])))
     if any("bic" in r for r in sweep):
         data = [go.Scatter(x=ks, y=[r.get(key) for r in sweep], mode="lines+markers",
                            name=key.upper(),
