@@ -104,6 +104,15 @@ def test_bench_json_rows(capsys):
     assert base["baseline"] and base["k"] == 10 and base["k_from"] == "given"
     assert 0.75 < base["acc"] < 0.85  # scikit-learn's k-means on raw digits
     assert all(0 <= r["nmi"] <= 1 and r["seconds"] > 0 and r["n"] == 1797 for r in rows)
+    assert not any("peak_mb" in r for r in rows)  # not traced unless asked: it slows the timing
+
+
+def test_bench_memory_traces_peak(capsys):
+    code, stdout, stderr = cli(capsys, "bench", "dataset:digits", "--json", "-f", "pixels",
+                               "-m", "kmeans", "--no-default", "--memory")
+    assert code == 0, stderr
+    (row,) = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert row["peak_mb"] > 0.5  # at least the 1,797 x 64 float32 pixel matrix and its copies
 
 
 def test_bench_markdown_table(capsys):

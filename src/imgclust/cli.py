@@ -174,8 +174,10 @@ def bench(
     no_default: bool = typer.Option(False, help="Leave out the auto/auto default row."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one per row."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a Markdown table."),
+    memory: bool = typer.Option(False, "--memory", help="Also trace peak memory (tracemalloc; slows "
+                                "Python-heavy steps, so seconds are not comparable)."),
 ) -> None:
-    """Score the feature x method matrix against labels: ACC, NMI, ARI, seconds, peak memory."""
+    """Score the feature x method matrix against labels: ACC, NMI, ARI, seconds (and peak memory)."""
     from imgclust.evaluate.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate
     from imgclust.evaluate.bench import bench as bench_api
 
@@ -192,7 +194,7 @@ def bench(
 
     rows = bench_api(source or ["dataset:digits"], features or DEFAULT_FEATURES,
                      method or DEFAULT_METHODS, k=kk, seeds=range(seeds),
-                     include_default=not no_default, on_row=show)
+                     include_default=not no_default, on_row=show, memory=memory)
     if as_json:
         return
     agg = aggregate(rows)
@@ -205,8 +207,12 @@ def bench(
     for r in agg:
         pm = lambda key: (f"{r[key]:.3f} ± {r[key + '_sd']:.3f}" if key in r else "error")  # noqa: E731
         t.add_row(r["data"], r["features"], r["method"], _fmt(r.get("k")), pm("acc"), pm("nmi"),
-                  pm("ari"), f"{r.get('seconds', 0):.2f}", f"{r['peak_mb']:.0f}")
+                  pm("ari"), f"{r.get('seconds', 0):.2f}", _mb(r))
     console.print(t)
+
+
+def _mb(r: dict[str, Any]) -> str:
+    return "–" if r.get("peak_mb") is None else f"{r['peak_mb']:.0f}"
 
 
 def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
@@ -228,7 +234,7 @@ def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
         noise = f"{100 * r['noise']:.0f}%" if "noise" in r else "error"
         lines.append(f"| {Path(r['data']).name} | {r['features']} | {r['method']} | {k_cell(r)} | "
                      f"{cell(r, 'acc')} | {cell(r, 'nmi')} | {cell(r, 'ari')} | {noise} | "
-                     f"{cell(r, 'seconds', 1)} | {r['peak_mb']:.0f} |")
+                     f"{cell(r, 'seconds', 1)} | {_mb(r)} |")
     return "\n".join(lines)
 
 

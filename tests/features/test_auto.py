@@ -28,19 +28,23 @@ def test_rgb_with_equal_channels_counts_as_gray(rng):
     assert describe_images([Image.fromarray(np.stack([g, g, g], -1), "RGB")]) == "glyph"
 
 
-def test_glyph_rule_deskews_only_glyphs_large_enough(rng):
+def test_glyph_rule_enlarges_small_glyphs_and_squares_odd_ones(rng):
     spec28, why = choose_features(gray_glyphs(rng, side=28))
-    assert spec28.split(",")[:3] == ["pixels", "deskew", "hog"] and "deskew" in why
-    spec8, _ = choose_features(gray_glyphs(rng, side=8))
-    assert spec8.startswith("pixels,") and "deskew" not in spec8 and "hog" not in spec8
+    assert spec28 == "pixels,deskew,hog:4:cells_per_block=3,pca:50" and "deskewed" in why
+    spec8, why8 = choose_features(gray_glyphs(rng, side=8))  # too few pixels for 4-px HOG cells
+    assert spec8 == "pixels,resize:24,deskew,hog:4:cells_per_block=3,pca:50" and "24 px" in why8
+    odd = [Image.fromarray((rng.random((20, 30)) * 255).astype(np.uint8), "L")]
+    mixed = gray_glyphs(rng, 2, side=20) + gray_glyphs(rng, 2, side=28)
+    for sample in (odd, mixed):  # deskew and HOG read square images of one size
+        assert choose_features(sample)[0].startswith("pixels:24,deskew,hog")
     photo_spec, _ = choose_features(photos(rng))
-    assert "deskew" not in photo_spec and not photo_spec.startswith("pixels,umap")
+    assert "deskew" not in photo_spec and "hog" not in photo_spec
 
 
 def test_method_rule(rng):
     glyphs, _ = choose_features(gray_glyphs(rng, side=28))
     method, criterion, why = choose_method(glyphs)
-    assert (method, criterion) == ("kmeans", "density") and "HDBSCAN" in why
+    assert (method, criterion) == ("knn-spectral", "modularity") and "modularity" in why
     photo_spec, _ = choose_features(photos(rng))  # CNN (or 32 px) features: not dense groups
     for spec in (photo_spec, "cnn,pca:50,umap:10", "pixels:32,pca:0.9"):
         method, criterion, why = choose_method(spec)

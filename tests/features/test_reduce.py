@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from imgclust.features import build_steps
-from imgclust.features.reduce import Deskew
+from imgclust.features.reduce import Deskew, Resize
 
 
 def test_tsne_step_embeds_in_two_dimensions(rng):
@@ -76,3 +76,28 @@ def test_deskew_refuses_colour_and_keeps_blank_images():
     blank = np.zeros((1, 64), dtype=np.float32)
     np.testing.assert_array_equal(Deskew().fit_transform(blank), blank)
     assert Deskew(image_shape="4x16").fit_transform(np.ones((1, 64))).shape == (1, 64)
+
+
+def test_resize_enlarges_keeping_the_strokes_where_they_were():
+    img = np.zeros((8, 8), np.float32)
+    img[1:7, 3] = 1.0  # a vertical stroke in column 3 of 8
+    R = Resize(24).fit_transform(img.reshape(1, -1))
+    assert R.shape == (1, 576) and R.dtype == np.float32
+    big = R.reshape(24, 24)
+    assert 0.0 <= big.min() and big.max() <= 1.0  # cubic overshoot clipped to the image's range
+    cols = big.sum(axis=0)
+    assert abs(int(np.argmax(cols)) - 3 * 23 / 7) <= 1  # corner-aligned: column 3 -> ~9.9
+    assert cols[:5].sum() < 0.05 * cols.sum() and cols[15:].sum() < 0.05 * cols.sum()
+
+
+def test_resize_same_size_is_identity_and_shapes_are_checked():
+    X = np.random.default_rng(0).random((3, 16 * 16)).astype(np.float32)
+    np.testing.assert_allclose(Resize(16).fit_transform(X), X, atol=1e-5)
+    assert Resize(6, image_shape="4x16").fit_transform(np.ones((1, 64))).shape == (1, 36)
+    with pytest.raises(ValueError, match="gray"):
+        Resize().fit(np.zeros((2, 3 * 16 * 16)))
+    with pytest.raises(ValueError, match="side=0"):
+        Resize(0).fit(X)
+    steps = build_steps("pixels,resize:24,deskew")
+    assert [type(s).__name__ for _, s in steps] == ["PixelExtractor", "Resize", "Deskew"]
+    assert steps[1][1].side == 24

