@@ -225,7 +225,8 @@ def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
     def k_cell(r: dict[str, Any]) -> str:
         if "k" not in r:
             return "error"
-        k = f"{r['k']:g}" + (f" ± {r['k_sd']:.1f}" if r.get("k_sd") else "")
+        k = (f"{r['k']:.0f}" if float(r["k"]).is_integer() else f"{r['k']:.1f}") \
+            + (f" ± {r['k_sd']:.1f}" if r.get("k_sd") else "")
         return f"{k} ({r['k_from']})"
 
     lines = ["| data | features | method | k | ACC | NMI | ARI | noise | seconds | peak MB |",

@@ -128,7 +128,7 @@ class Resize(TransformerMixin, BaseEstimator):
     (the spline overshoots at strokes' edges). ``auto`` enlarges glyphs smaller than 16 px to
     24 px with it, so that HOG's 4-pixel cells see strokes: on scikit-learn's 8x8 digits, HOG of
     the enlarged images made the 10-nearest-neighbour graph purer (0.963 to 0.985 same-digit
-    neighbours, bench/results/default.md). Nothing is learned.
+    cosine neighbours, against raw pixels; bench/results/default.md). Nothing is learned.
 
     Parameters
     ----------
