@@ -30,9 +30,9 @@ def test_rgb_with_equal_channels_counts_as_gray(rng):
 
 def test_glyph_rule_enlarges_small_glyphs_and_squares_odd_ones(rng):
     spec28, why = choose_features(gray_glyphs(rng, side=28))
-    assert spec28 == "pixels,deskew,hog:4:cells_per_block=3,pca:50" and "deskewed" in why
+    assert spec28 == "pixels,deskew,hog:4:cells_per_block=3,pca:50:iterated_power=3" and "deskewed" in why
     spec8, why8 = choose_features(gray_glyphs(rng, side=8))  # too few pixels for 4-px HOG cells
-    assert spec8 == "pixels,resize:24,deskew,hog:4:cells_per_block=3,pca:50" and "24 px" in why8
+    assert spec8 == "pixels,resize:24,deskew,hog:4:cells_per_block=3,pca:50:iterated_power=3" and "24 px" in why8
     odd = [Image.fromarray((rng.random((20, 30)) * 255).astype(np.uint8), "L")]
     mixed = gray_glyphs(rng, 2, side=20) + gray_glyphs(rng, 2, side=28)
     for sample in (odd, mixed):  # deskew and HOG read square images of one size

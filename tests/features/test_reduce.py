@@ -101,3 +101,14 @@ def test_resize_same_size_is_identity_and_shapes_are_checked():
     steps = build_steps("pixels,resize:24,deskew")
     assert [type(s).__name__ for _, s in steps] == ["PixelExtractor", "Resize", "Deskew"]
     assert steps[1][1].side == 24
+
+
+def test_resize_by_matrix_equals_zooming_each_image(monkeypatch):
+    """The batched linear map and scipy's zoom image by image give the same pixels."""
+    import imgclust.features.reduce as reduce
+
+    X = np.random.default_rng(3).random((5, 7 * 7)).astype(np.float32)
+    fast = Resize(20).fit_transform(X)
+    monkeypatch.setattr(reduce, "MAP_MAX", 0)  # force the per-image path
+    slow = Resize(20).fit_transform(X)
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
