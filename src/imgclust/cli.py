@@ -79,7 +79,7 @@ def run(
                                  help="Feature steps, e.g. pixels, pixels:32,pca:50, cnn,umap:10, auto."),
     method: str = typer.Option("auto", "--method", "-m", help="Clustering method (see 'imgclust methods')."),
     k: str = typer.Option("auto", "--k", "-k", help="Number of clusters or 'auto'."),
-    criterion: Optional[str] = typer.Option(None, help="How auto chooses k: silhouette, elbow, bic, aic, density; modularity, eigengap (knn-spectral)."),
+    criterion: Optional[str] = typer.Option(None, help="How auto chooses k: silhouette, elbow, bic, aic, density; graph, modularity, eigengap (knn-spectral)."),
     k_range: str = typer.Option("2:15", help="Range of k tried by auto, LOW:HIGH."),
     labels: Optional[str] = typer.Option(None, help="'folders': class subfolders, for evaluation only."),
     export: Optional[str] = typer.Option(None, help="Per-cluster folders: copy, link or move."),

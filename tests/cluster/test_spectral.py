@@ -8,7 +8,7 @@ from sklearn.datasets import make_blobs, make_moons
 from sklearn.metrics import adjusted_rand_score
 
 from imgclust.cluster import fit_clusters
-from imgclust.cluster.spectral import KNNSpectral, eigengap_k, modularity
+from imgclust.cluster.spectral import KNNSpectral, eigengap_k, graph_k, modularity
 
 
 def test_eigengap_picks_the_largest_jump_in_range():
@@ -18,6 +18,19 @@ def test_eigengap_picks_the_largest_jump_in_range():
     assert eigengap_k(lam, k_max=3) == 3
     with pytest.raises(ValueError, match="cannot choose"):
         eigengap_k(np.array([0.0, 0.1]), k_min=2)
+
+
+def test_graph_rule_trusts_a_clear_gap_and_otherwise_modularity():
+    def table(gaps, mods):
+        return [{"k": k, "gap": g, "modularity": q} for k, g, q in zip(range(2, 9), gaps, mods)]
+
+    mods = [0.40, 0.50, 0.60, 0.70, 0.72, 0.71, 0.70]  # best at k=6
+    clear = table([0.01, 0.06, 0.02, 0.01, 0.02, 0.01, 0.01], mods)  # k=3: 3x the next gap
+    assert graph_k(clear) == (3, "eigengap")
+    blurred = table([0.01, 0.03, 0.025, 0.01, 0.02, 0.01, 0.01], mods)  # 1.2x: no clear gap
+    assert graph_k(blurred) == (6, "modularity")
+    assert graph_k(blurred, clear_gap=1.1) == (3, "eigengap")
+    assert graph_k(table([0.05], [0.3])) == (2, "eigengap")  # a single candidate
 
 
 def test_modularity_of_two_triangles_joined_by_one_edge():
@@ -43,6 +56,7 @@ def test_finds_the_number_of_blobs_and_recovers_them(n):
     chosen = [r for r in est.k_table_ if r["chosen"]]
     assert [r["k"] for r in chosen] == [6]
     assert chosen[0]["modularity"] == max(r["modularity"] for r in est.k_table_)
+    assert chosen[0]["gap"] == max(r["gap"] for r in est.k_table_)  # both rules agree here
 
 
 def test_eigengap_counts_the_parts_of_a_split_graph():
@@ -82,12 +96,14 @@ def test_bad_parameters_are_refused():
         KNNSpectral(min_clusters=5).fit(X[:4])
 
 
-@pytest.mark.parametrize("criterion", ["modularity", "eigengap"])
+@pytest.mark.parametrize("criterion", ["graph", "modularity", "eigengap"])
 def test_fit_clusters_reports_every_k(criterion):
     X, _ = make_blobs(n_samples=240, centers=4, n_features=6, cluster_std=0.5, random_state=2)
     labels, sel, est = fit_clusters(X, "knn-spectral", "auto", criterion, (2, 8), random_state=0)
     assert sel.criterion == criterion and sel.chosen == 4 == est.n_clusters_
     assert [r["k"] for r in sel.table] == list(range(2, 9))
     assert [r["k"] for r in sel.table if r["chosen"]] == [4]
-    assert ("modularity" in sel.table[0]) == (criterion == "modularity")
+    assert ("modularity" in sel.table[0]) == (criterion != "eigengap")
+    (chosen,) = [r for r in sel.table if r["chosen"]]
+    assert chosen["decided_by"] == ("modularity" if criterion == "modularity" else "eigengap")
     assert len(np.unique(labels)) == 4

@@ -44,7 +44,7 @@ def test_glyph_rule_enlarges_small_glyphs_and_squares_odd_ones(rng):
 def test_method_rule(rng):
     glyphs, _ = choose_features(gray_glyphs(rng, side=28))
     method, criterion, why = choose_method(glyphs)
-    assert (method, criterion) == ("knn-spectral", "modularity") and "modularity" in why
+    assert (method, criterion) == ("knn-spectral", "graph") and "modularity" in why
     photo_spec, _ = choose_features(photos(rng))  # CNN (or 32 px) features: not dense groups
     for spec in (photo_spec, "cnn,pca:50,umap:10", "pixels:32,pca:0.9"):
         method, criterion, why = choose_method(spec)

@@ -144,6 +144,26 @@ def test_density_k_is_told_in_words(tmp_path):
     assert re.search(r'<tr class="chosen"><td>3</td>', html)  # clusters_found of the chosen row
 
 
+@pytest.mark.parametrize("criterion", ["graph", "modularity"])
+def test_graph_k_is_told_in_words_with_its_plots(tmp_path, criterion):
+    rng = np.random.default_rng(1)
+    groups = [np.full((40, 6, 6), v) + rng.normal(0, 3, (40, 6, 6)) for v in (20, 120, 220)]
+    npz = tmp_path / "three.npz"
+    np.savez(npz, images=np.clip(np.concatenate(groups), 0, 255).astype(np.uint8))
+    out = tmp_path / "run"
+    res = imgclust.run(npz, out, features="pixels", method="knn-spectral", criterion=criterion)
+    assert len(set(res.labels_)) == 3
+    html = build_report(out, map_method="pca").read_text(encoding="utf-8")
+    if criterion == "graph":  # three separate groups: three zero eigenvalues, then a clear gap
+        assert re.search(r"k = 3: the nearest-neighbour graph(        assert re.search(r"k = 3: the nearest-neighbour graph's normalised Laplacian has one "#39;|')s normalised Laplacian has one "
+                         r"clear gap, after its 3 smallest eigenvalues", html)
+    else:
+        assert "k = 3: of the spectral clusterings with k = 2…15, the one" in html
+    assert 'data-fig="k_modularity"' in html and 'data-fig="k_eigengap"' in html
+    assert 'data-fig="k_inertia"' not in html  # no k-means inertia for a graph method
+    parse_strict(html)
+
+
 def test_compare_report(tmp_path, tiny_run):
     npz = tiny_run.parent / "tiny.npz"
     out = tmp_path / "cmp"

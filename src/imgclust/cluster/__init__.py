@@ -39,9 +39,9 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     k : int or "auto"
         Number of clusters; ignored (with a note in the selection) by methods that find it.
     criterion : str or None
-        How ``auto`` chooses: silhouette, elbow, bic, aic, density, modularity or eigengap
-        (default: the method's first). ``modularity`` and ``eigengap``: ``knn-spectral``
-        chooses k on its own nearest-neighbour graph in one fit. ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
+        How ``auto`` chooses: silhouette, elbow, bic, aic, density, graph, modularity or
+        eigengap (default: the method's first). ``graph``, ``modularity`` and ``eigengap``:
+        ``knn-spectral`` chooses k on its own nearest-neighbour graph in one fit. ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
         starts from their means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than
         two groups it falls back to the method's first sweep criterion.
     k_range : (int, int)
@@ -84,7 +84,7 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     crit = criterion or criteria[0]
     if crit not in criteria:
         raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
-    if crit in ("modularity", "eigengap"):  # knn-spectral chooses k on its own graph
+    if crit in ("graph", "modularity", "eigengap"):  # knn-spectral chooses k on its own graph
         lo, hi = _k_bounds(k_range, n)
         est = make_estimator(method, random_state, **{k_param: "auto"}, k_rule=crit,
                              min_clusters=lo, max_clusters=hi)

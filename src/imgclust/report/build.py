@@ -224,6 +224,19 @@ def _k_story(summary: dict[str, Any]) -> str:
                 f"({_num(row.get('eigenvalue'))} to "
                 f"{_num((row.get('eigenvalue') or 0) + (row.get('gap') or 0))}); "
                 f"{name} split the graph's spectral embedding into that many clusters.")
+    if crit == "graph":
+        row = next((r for r in sweep if r.get("chosen")), {})
+        gaps = sorted((r.get("gap") or 0.0 for r in sweep), reverse=True) + [0.0, 0.0]
+        if row.get("decided_by") == "eigengap":
+            ratio = f"{gaps[0] / gaps[1]:.1f} times the next largest" if gaps[1] > 0 else "no other"
+            return (f"k = {chosen}: the nearest-neighbour graph's normalised Laplacian has one clear "
+                    f"gap, after its {chosen} smallest eigenvalues ({_num(row.get('gap'))}, "
+                    f"{ratio}); {name} split the graph's spectral embedding into that many "
+                    "clusters.")
+        return (f"k = {chosen}: the Laplacian's eigenvalues have no clear gap (largest "
+                f"{_num(gaps[0])}, next {_num(gaps[1])}), so k is that of the spectral clustering "
+                f"with the highest modularity on the nearest-neighbour graph "
+                f"({_num(row.get('modularity'))}).")
     if crit == "modularity":
         row = next((r for r in sweep if r.get("chosen")), {})
         ks = [r["k"] for r in sweep] or [chosen]
