@@ -27,9 +27,9 @@ def test_graph_rule_trusts_a_clear_gap_and_otherwise_modularity():
     mods = [0.40, 0.50, 0.60, 0.70, 0.72, 0.71, 0.70]  # best at k=6
     clear = table([0.01, 0.06, 0.02, 0.01, 0.02, 0.01, 0.01], mods)  # k=3: 3x the next gap
     assert graph_k(clear) == (3, "eigengap")
-    blurred = table([0.01, 0.03, 0.025, 0.01, 0.02, 0.01, 0.01], mods)  # 1.2x: no clear gap
+    blurred = table([0.01, 0.03, 0.028, 0.01, 0.02, 0.01, 0.01], mods)  # 1.07x: no clear gap
     assert graph_k(blurred) == (6, "modularity")
-    assert graph_k(blurred, clear_gap=1.1) == (3, "eigengap")
+    assert graph_k(blurred, clear_gap=1.05) == (3, "eigengap")
     assert graph_k(table([0.05], [0.3])) == (2, "eigengap")  # a single candidate
 
 

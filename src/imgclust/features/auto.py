@@ -11,7 +11,7 @@ The rule looks only at a sample of the images (the first 64 read) — never at l
    blocks) and PCA to 50 dimensions (randomized SVD with 3 power iterations instead of
    scikit-learn's 7: the same ACC within 0.002 on digits and MNIST, half the time). Clustering is ``knn-spectral``: spectral clustering of the
    images' 10-nearest-neighbour graph, k in 2..15 chosen on that graph: where the Laplacian's
-   eigenvalues have one clear gap (at least 1.5 times any other), the k before it; otherwise
+   eigenvalues have one clear gap (at least 1.2 times any other), the k before it; otherwise
    the k whose clustering has the highest modularity.
 2. **photo-like** — anything else: ImageNet features from the pretrained CNN, PCA to 50
    dimensions, then UMAP to 10 (falls back to 32x32 pixels when the ``cnn`` extra is missing;
