@@ -9,8 +9,9 @@ The rule looks only at a sample of the images (the first 64 read) — never at l
    resampled to 24x24 by ``pixels:24``; then ``deskew`` (moment-based straightening of slanted
    strokes), ``hog`` (histograms of stroke directions: 4 px cells, 12 orientations, 3x3-cell
    blocks) and PCA to 50 dimensions (randomized SVD with 3 power iterations instead of
-   scikit-learn's 7: the same ACC within 0.002 on digits and MNIST, half the time). Clustering is ``knn-spectral``: spectral clustering of the
-   images' 10-nearest-neighbour graph, k in 2..15 chosen on that graph: where the Laplacian's
+   scikit-learn's 7: the same ACC within 0.002 on digits and MNIST, half the time). Clustering
+   is ``knn-spectral``: spectral clustering of the images' 10-nearest-neighbour graph, k in
+   2..15 chosen on that graph: where the Laplacian's
    eigenvalues have one clear gap (at least 1.2 times any other), the k before it; otherwise
    the k whose clustering has the highest modularity.
 2. **photo-like** — anything else: ImageNet features from the pretrained CNN, PCA to 50
@@ -18,18 +19,19 @@ The rule looks only at a sample of the images (the first 64 read) — never at l
    PCA keeping 90 % of the variance replaces UMAP without the ``umap`` extra), then k-means
    with k chosen by silhouette over 2..15.
 
-Why (measured with ``imgclust bench``, figures in bench/results/default.md): on MNIST-10k the
-glyph pipeline finds k = 10 with ACC 0.978 in 5 s, where the earlier UMAP pipeline (HDBSCAN's
-count of dense groups, then k-means) reached 0.974 in 43 s, most of it UMAP's compilation; on
-scikit-learn's digits the graph of the enlarged glyphs' HOG holds more than 10 communities: modularity picks k = 12,
-ACC 0.933 — every digit but 1 is one cluster, and the 1s are three (93, 62 and 27 images). 3x3-cell HOG blocks beat 2x2
-on MNIST-10k at k = 10 (0.978 against 0.970; on digits 2x2 does better, 0.971 against 0.883, the
-1s splitting in two), and PCA to 50 before the graph beat none (0.978 against 0.969) while
-making the neighbour search 3x faster (bench/glyph_pipeline.py). The eigengap rule agrees on
-MNIST-10k and digits but picked 12 on a 500-image MNIST subset (modularity: 10); silhouette on
-the spectral embedding picked 11–15. Photos keep k-means in UMAP space: on the clip-art set's
-CNN features it scored ACC 0.49 ± 0.04 (k 11.3 ± 1.9, 3 seeds) against knn-spectral's
-0.47 ± 0.05 (k 8.7 ± 1.2).
+Why (figures and commands in bench/results/default.md): on MNIST-10k the glyph pipeline finds
+k = 10 with ACC 0.977 in 4–5 s, where the earlier UMAP pipeline (HDBSCAN's count of dense
+groups, then k-means) reached 0.974 in 38–104 s, most of it compiling UMAP's numba code. On
+scikit-learn's digits the graph holds more than 10 communities, so k is 12–14 and ACC
+0.90–0.935: at k = 12 every digit but 1 is one cluster and the 1s are three; at 14 the 5s and
+7s split in two as well. 3x3-cell HOG
+blocks beat 2x2 on MNIST-10k at k = 10 (0.978 against 0.970; on digits 2x2 does better), and
+PCA to 50 before the graph beat none (0.978 against 0.969) with a 3x faster neighbour search
+(bench/glyph_pipeline.py). Modularity alone split sets of 3–5 digit classes into their
+styles (3/5/8: k = 7, ACC 0.50) where their eigengap was clear (k = 3, ACC 0.99); the eigengap
+alone misled on a 500-image sample (k = 12, ACC 0.86), where modularity found 10. Photos keep
+k-means in UMAP space: on the clip-art set's CNN features it scored ACC 0.49 ± 0.04
+(k 11.3 ± 1.9, 3 seeds) against knn-spectral's 0.47 ± 0.05 (k 8.7 ± 1.2).
 """
 from __future__ import annotations
 
