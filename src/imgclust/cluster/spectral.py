@@ -189,16 +189,18 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
         vals, vecs = self._eigen(affinity, min(n, top + 1), rng)
         self.eigenvalues_ = np.clip(vals, 0.0, None)
 
-        def split(k: int, n_init: int) -> np.ndarray:
+        def embed(k: int) -> np.ndarray:
             emb = vecs[:, :k]
             norms = np.linalg.norm(emb, axis=1, keepdims=True)
-            emb = emb / np.where(norms > 0, norms, 1.0)
-            km = KMeans(k, n_init=n_init, random_state=rng.randint(2**31 - 1))
-            return km.fit_predict(emb), emb
+            return emb / np.where(norms > 0, norms, 1.0)
+
+        def split(k: int) -> np.ndarray:
+            km = KMeans(k, n_init=self.n_init, random_state=rng.randint(2**31 - 1))
+            return km.fit_predict(embed(k))
 
         if not auto:
             k = int(self.n_clusters)
-            self.labels_, self.embedding_ = split(k, self.n_init)
+            self.labels_ = split(k)
         else:
             lam = self.eigenvalues_
             hi = min(self.max_clusters, len(lam) - 1)
@@ -208,13 +210,13 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
             ks = range(self.min_clusters, hi + 1)
             table = [{"k": kk, "eigenvalue": float(lam[kk - 1]),
                       "gap": float(lam[kk] - lam[kk - 1])} for kk in ks]
-            fits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            fits: dict[int, np.ndarray] = {}  # labels per k (small: no embeddings kept)
             if self.k_rule == "eigengap":
                 k, self.k_decided_by_ = eigengap_k(lam, self.min_clusters, hi), "eigengap"
             else:
                 for row in table:
-                    fits[row["k"]] = split(row["k"], self.n_init)
-                    row["modularity"] = modularity(affinity, fits[row["k"]][0])
+                    fits[row["k"]] = split(row["k"])
+                    row["modularity"] = modularity(affinity, fits[row["k"]])
                 if self.k_rule == "graph":
                     k, self.k_decided_by_ = graph_k(table)
                 else:
@@ -225,7 +227,8 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
                 if row["chosen"]:
                     row["decided_by"] = self.k_decided_by_
             self.k_table_ = table
-            self.labels_, self.embedding_ = fits[k] if k in fits else split(k, self.n_init)
+            self.labels_ = fits[k] if k in fits else split(k)
+        self.embedding_ = embed(k)
         self.n_clusters_ = k
         return self
 
