@@ -41,9 +41,10 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     criterion : str or None
         How ``auto`` chooses: silhouette, elbow, bic, aic, density, graph, modularity or
         eigengap (default: the method's first). ``graph``, ``modularity`` and ``eigengap``:
-        ``knn-spectral`` chooses k on its own nearest-neighbour graph in one fit. ``density``: k is the number of groups HDBSCAN finds, and k-means or a mixture
-        starts from their means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than
-        two groups it falls back to the method's first sweep criterion.
+        ``knn-spectral`` chooses k on its own nearest-neighbour graph in one fit. ``density``:
+        k is the number of groups HDBSCAN finds, and k-means or a mixture starts from their
+        means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than two groups it
+        falls back to the method's first sweep criterion.
     k_range : (int, int)
         Inclusive range of k tried by ``auto``.
 
