@@ -202,30 +202,27 @@ def _k_story(summary: dict[str, Any]) -> str:
     crit, chosen, n = k.get("criterion"), k.get("selected_value"), summary.get("n_clusters")
     sweep = k.get("sweep") or []
     name = summary["method"]["name"]
+    row = next((r for r in sweep if r.get("chosen")), {})  # the chosen candidate's scores
+    ks = [r["k"] for r in sweep if "k" in r] or [chosen]
     if crit == "given":
         return f"k = {n}, as given."
     if crit == "eps":
-        row = next((r for r in sweep if r.get("chosen")), {})
         return (f"DBSCAN's eps was swept over {len(sweep)} values; eps = {_num(chosen)} was kept "
                 f"(best silhouette with at most half the images as noise): {n} clusters, "
                 f"{_num(row.get('noise_share'))} noise share.")
     if crit == "none":
         return f"{name} finds the number of clusters itself: {n}."
     if crit == "density":
-        row = next((r for r in sweep if r.get("chosen")), {})
         return (f"HDBSCAN found {n} dense groups (smallest allowed: {row.get('min_cluster_size')} "
                 f"images; {100 * row.get('noise_share', 0.0):.1f} % of the images were noise and "
                 f"joined their nearest group); {name} ran at that k, started from the groups' means.")
     if crit == "eigengap":
-        row = next((r for r in sweep if r.get("chosen")), {})
-        ks = [r["k"] for r in sweep] or [chosen]
         return (f"k = {chosen}: after the {chosen} smallest eigenvalues of the nearest-neighbour "
                 f"graph's normalised Laplacian comes the largest gap among k = {min(ks)}…{max(ks)} "
                 f"({_num(row.get('eigenvalue'))} to "
                 f"{_num((row.get('eigenvalue') or 0) + (row.get('gap') or 0))}); "
                 f"{name} split the graph's spectral embedding into that many clusters.")
     if crit == "graph":
-        row = next((r for r in sweep if r.get("chosen")), {})
         gaps = sorted((r.get("gap") or 0.0 for r in sweep), reverse=True) + [0.0, 0.0]
         if row.get("decided_by") == "eigengap":
             ratio = f"{gaps[0] / gaps[1]:.1f} times the next largest" if gaps[1] > 0 else "no other"
@@ -238,18 +235,14 @@ def _k_story(summary: dict[str, Any]) -> str:
                 f"with the highest modularity on the nearest-neighbour graph "
                 f"({_num(row.get('modularity'))}).")
     if crit == "modularity":
-        row = next((r for r in sweep if r.get("chosen")), {})
-        ks = [r["k"] for r in sweep] or [chosen]
         return (f"k = {chosen}: of the spectral clusterings with k = {min(ks)}…{max(ks)}, the one "
                 f"whose clusters keep the most nearest-neighbour links inside them beyond chance "
                 f"(highest modularity, {_num(row.get('modularity'))}).")
     if crit == "upper-bound":
         return f"{name} was allowed at most {chosen} components and kept {n}."
     if sweep:
-        ks = [r["k"] for r in sweep]
         rule = {"silhouette": "the highest silhouette", "elbow": "the elbow of the inertia curve",
                 "bic": "the lowest BIC", "aic": "the lowest AIC"}.get(crit, crit)
-        row = next((r for r in sweep if r.get("chosen")), {})
         val = row.get(crit if crit in ("silhouette", "bic", "aic") else "inertia")
         return (f"k = {chosen} was chosen among k = {min(ks)}…{max(ks)} by {rule}"
                 + (f" ({crit if crit != 'elbow' else 'inertia'} {_num(val)})" if val is not None
