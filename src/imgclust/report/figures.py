@@ -99,7 +99,7 @@ def sweep_k(sweep: Sequence[dict[str, Any]], criterion: str, elbow_k: int | None
              go.Scatter(x=ks, y=[r.get("eigenvalue") for r in sweep], mode="lines+markers",
                         name="k-th eigenvalue",
                         hovertemplate="k=%{x}<br>eigenvalue=%{y:.4f}<extra></extra>")],
-            title="Laplacian eigenvalues and the gap after each k (largest gap: chosen)",
+            title="Laplacian eigenvalues and the gap after each k",
             xaxis_title="k", yaxis_title="eigenvalue", shapes=shapes, xaxis=dict(dtick=1),
             annotations=[_note(note)])))
     if any("bic" in r for r in sweep):
