@@ -20,17 +20,15 @@ def test_eigengap_picks_the_largest_jump_in_range():
         eigengap_k(np.array([0.0, 0.1]), k_min=2)
 
 
-def test_graph_rule_trusts_a_clear_gap_and_otherwise_modularity():
+def test_graph_rule_keeps_the_smaller_of_the_two_ks():
     def table(gaps, mods):
         return [{"k": k, "gap": g, "modularity": q} for k, g, q in zip(range(2, 9), gaps, mods)]
 
     mods = [0.40, 0.50, 0.60, 0.70, 0.72, 0.71, 0.70]  # best at k=6
-    clear = table([0.01, 0.06, 0.02, 0.01, 0.02, 0.01, 0.01], mods)  # k=3: 3x the next gap
-    assert graph_k(clear) == (3, "eigengap")
-    blurred = table([0.01, 0.03, 0.028, 0.01, 0.02, 0.01, 0.01], mods)  # 1.07x: no clear gap
-    assert graph_k(blurred) == (6, "modularity")
-    assert graph_k(blurred, clear_gap=1.05) == (3, "eigengap")
-    assert graph_k(table([0.05], [0.3])) == (2, "eigengap")  # a single candidate
+    assert graph_k(table([0.01, 0.06, 0.02, 0.01, 0.02, 0.01, 0.01], mods)) == (3, "eigengap")
+    assert graph_k(table([0.01, 0.02, 0.02, 0.01, 0.02, 0.01, 0.06], mods)) == (6, "modularity")
+    assert graph_k(table([0.01, 0.02, 0.02, 0.01, 0.06, 0.01, 0.01], mods)) == (6, "both")
+    assert graph_k(table([0.05], [0.3])) == (2, "both")  # a single candidate
 
 
 def test_modularity_of_two_triangles_joined_by_one_edge():
@@ -105,5 +103,8 @@ def test_fit_clusters_reports_every_k(criterion):
     assert [r["k"] for r in sel.table if r["chosen"]] == [4]
     assert ("modularity" in sel.table[0]) == (criterion != "eigengap")
     (chosen,) = [r for r in sel.table if r["chosen"]]
-    assert chosen["decided_by"] == ("modularity" if criterion == "modularity" else "eigengap")
+    assert chosen["decided_by"] == {"graph": "both", "modularity": "modularity",
+                                    "eigengap": "eigengap"}[criterion]
+    if criterion == "graph":
+        assert chosen["k_eigengap"] == chosen["k_modularity"] == 4
     assert len(np.unique(labels)) == 4

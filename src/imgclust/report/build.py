@@ -223,17 +223,15 @@ def _k_story(summary: dict[str, Any]) -> str:
                 f"{_num((row.get('eigenvalue') or 0) + (row.get('gap') or 0))}); "
                 f"{name} split the graph's spectral embedding into that many clusters.")
     if crit == "graph":
-        gaps = sorted((r.get("gap") or 0.0 for r in sweep), reverse=True) + [0.0, 0.0]
-        if row.get("decided_by") == "eigengap":
-            ratio = f"{gaps[0] / gaps[1]:.1f} times the next largest" if gaps[1] > 0 else "no other"
-            return (f"k = {chosen}: the nearest-neighbour graph's normalised Laplacian has one clear "
-                    f"gap, after its {chosen} smallest eigenvalues ({_num(row.get('gap'))}, "
-                    f"{ratio}); {name} split the graph's spectral embedding into that many "
-                    "clusters.")
-        return (f"k = {chosen}: the Laplacian's eigenvalues have no clear gap (largest "
-                f"{_num(gaps[0])}, next {_num(gaps[1])}), so k is that of the spectral clustering "
-                f"with the highest modularity on the nearest-neighbour graph "
-                f"({_num(row.get('modularity'))}).")
+        kg, km, by = row.get("k_eigengap"), row.get("k_modularity"), row.get("decided_by")
+        if by == "both":
+            return (f"k = {chosen}: the largest gap in the nearest-neighbour graph's Laplacian "
+                    f"eigenvalues comes after the {chosen} smallest, and the spectral clustering with "
+                    f"{chosen} clusters has the highest modularity on the graph: both rules agree.")
+        return (f"k = {chosen}: the largest gap in the nearest-neighbour graph's Laplacian "
+                f"eigenvalues comes after the {kg} smallest, the highest modularity is at k = {km}; "
+                f"the smaller is kept ({by}), since either rule, when wrong, finds too many "
+                "clusters.")
     if crit == "modularity":
         return (f"k = {chosen}: of the spectral clusterings with k = {min(ks)}…{max(ks)}, the one "
                 f"whose clusters keep the most nearest-neighbour links inside them beyond chance "
