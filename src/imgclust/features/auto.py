@@ -21,17 +21,15 @@ The rule looks only at a sample of the images (the first 64 read) — never at l
 Why (figures and commands in bench/results/default.md): on MNIST-10k the glyph pipeline finds
 k = 10 with ACC 0.977 in 4–5 s, where the earlier UMAP pipeline (HDBSCAN's count of dense
 groups, then k-means) reached 0.974 in 38–104 s, most of it compiling UMAP's numba code. On
-scikit-learn's digits the graph holds more than 10 communities, so k is 12–14 and ACC
-0.90–0.935: at k = 12 every digit but 1 is one cluster and the 1s are three; at 14 the 5s and
-7s split in two as well. 3x3-cell HOG
-blocks beat 2x2 on MNIST-10k at k = 10 (0.978 against 0.970; on digits 2x2 does better), and
-PCA to 50 before the graph beat none (0.978 against 0.969) with a 3x faster neighbour search
-(bench/glyph_pipeline.py). Both graph rules, when wrong, chose too many clusters: modularity
-split sets of 2–6 digit classes into their styles (3/5/8: k = 7, ACC 0.50; the eigengap: 3,
-0.99) and the eigengap put k late on small samples (500 images: k = 12, ACC 0.85; modularity:
-10, 0.95), so the smaller of the two is kept. Photos keep
-k-means in UMAP space: on the clip-art set's CNN features it scored ACC 0.49 ± 0.04
-(k 11.3 ± 1.9, 3 seeds) against knn-spectral's 0.47 ± 0.05 (k 8.7 ± 1.2).
+scikit-learn's digits the graph holds more than 10 communities: k = 12, ACC 0.935, every digit
+but 1 one cluster and the 1s three. 3x3-cell HOG blocks beat 2x2 on MNIST-10k at k = 10
+(0.978 against 0.970; on digits 2x2 does better), and PCA to 50 before the graph beat none
+(0.978 against 0.969) with a 3x faster neighbour search (bench/glyph_pipeline.py). Both graph
+rules, when wrong, chose too many clusters: modularity split sets of 2–6 digit classes into
+their styles (3/5/8: k = 7, ACC 0.50; the eigengap: 3, 0.99) and the eigengap put k late on
+small samples (500 images: k = 12, ACC 0.85; modularity: 10, 0.95), so the smaller of the two
+is kept. Photos keep k-means in UMAP space: on the clip-art set's CNN features it scored ACC
+0.49 ± 0.04 (k 11.3 ± 1.9, 3 seeds) against knn-spectral's 0.47 ± 0.05 (k 8.7 ± 1.2).
 """
 from __future__ import annotations
 
