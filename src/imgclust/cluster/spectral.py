@@ -74,6 +74,12 @@ def modularity(adjacency: sparse.spmatrix, labels: np.ndarray) -> float:
 K_RULES = ("graph", "modularity", "eigengap")
 
 
+def rule_ks(table: list[dict[str, Any]]) -> tuple[int, int]:
+    """Each rule's own k over a table of candidates: (largest ``gap``, highest ``modularity``)."""
+    return (max(table, key=lambda r: r["gap"])["k"],
+            max(table, key=lambda r: r["modularity"])["k"])
+
+
 def graph_k(table: list[dict[str, Any]]) -> tuple[int, str]:
     """``k_rule="graph"``: the smaller of the eigengap's k and modularity's k.
 
@@ -91,8 +97,7 @@ def graph_k(table: list[dict[str, Any]]) -> tuple[int, str]:
     -------
     k, and which rule gave it: ``"eigengap"``, ``"modularity"`` or ``"both"``
     """
-    k_gap = max(table, key=lambda r: r["gap"])["k"]
-    k_mod = max(table, key=lambda r: r["modularity"])["k"]
+    k_gap, k_mod = rule_ks(table)
     if k_gap == k_mod:
         return k_gap, "both"
     return (k_gap, "eigengap") if k_gap < k_mod else (k_mod, "modularity")
@@ -218,11 +223,9 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
                     row["modularity"] = modularity(affinity, fits[row["k"]])
                 if self.k_rule == "graph":
                     k, self.k_decided_by_ = graph_k(table)
-                    by_rule = {"k_eigengap": max(table, key=lambda r: r["gap"])["k"],
-                               "k_modularity": max(table, key=lambda r: r["modularity"])["k"]}
+                    by_rule = dict(zip(("k_eigengap", "k_modularity"), rule_ks(table)))
                 else:
-                    k = max(table, key=lambda r: r["modularity"])["k"]
-                    self.k_decided_by_ = "modularity"
+                    k, self.k_decided_by_ = rule_ks(table)[1], "modularity"
             for row in table:
                 row["chosen"] = row["k"] == k
                 if row["chosen"]:

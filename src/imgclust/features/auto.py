@@ -73,9 +73,9 @@ GLYPH_TAIL = "deskew,hog:4:cells_per_block=3,pca:50:iterated_power=3"
 def glyph_spec(sample: Sequence[Image.Image]) -> str:
     """The glyph pipeline for a sample of glyph-like images."""
     sizes = {im.size for im in sample}
-    if len(sizes) == 1 and len({*next(iter(sizes))}) == 1:  # square, all of one size
-        side = next(iter(sizes))[0]
-        head = "pixels" if side >= HOG_MIN_SIDE else f"pixels,resize:{GLYPH_SIDE}"
+    (w, h) = next(iter(sizes)) if len(sizes) == 1 else (0, -1)
+    if w == h:  # square, all of one size
+        head = "pixels" if w >= HOG_MIN_SIDE else f"pixels,resize:{GLYPH_SIDE}"
     else:
         head = f"pixels:{GLYPH_SIDE}"
     return f"{head},{GLYPH_TAIL}"
