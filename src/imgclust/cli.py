@@ -156,7 +156,7 @@ def _write_report(run_dir: Path, quiet: bool, map_method: str = "auto") -> None:
 @app.command("report")
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run' or 'imgclust compare'."),
-    map_method: str = typer.Option("auto", "--map", help="2-D map: auto (UMAP), umap, tsne or pca."),
+    map_method: str = typer.Option("auto", "--map", help="2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """(Re)build RUN_DIR/report.html from a finished run; opens offline in a browser."""

@@ -77,7 +77,7 @@ def keep_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
 
 def test_photo_report_renders_in_chromium(browser, photo_run, tmp_path):
     out, _ = photo_run
-    path = build_report(out)  # the default map (UMAP on 37 images)
+    path = build_report(out)  # the default map (t-SNE on 37 images)
     page, errors, blocked = open_report(browser, path)
     state = page.evaluate("window.imgclustReport")
     assert state["plotErrors"] == 0 and state["plotted"] == state["plots"] >= 6
