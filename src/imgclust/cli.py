@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -266,6 +267,11 @@ def methods() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # Pillow warns (a raw Python warning on the terminal) on opening any image over its pixel
+    # limit; decode_image then refuses that file itself and it is listed with the reason
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         app(args=argv, standalone_mode=False)
     except ConfigError as exc:
