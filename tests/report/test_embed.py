@@ -15,8 +15,11 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     return X.astype(np.float32), y
 
 
-@pytest.mark.parametrize("method, used", [("pca", "PCA"), ("tsne", "t-SNE")])
+@pytest.mark.parametrize("method, used", [("pca", "PCA"), ("tsne", "t-SNE"), ("umap", "UMAP"),
+                                          ("auto", "t-SNE")])
 def test_embeddings_keep_the_groups_apart(blobs, method, used):
+    if method == "umap":
+        pytest.importorskip("umap")
     X, y = blobs
     xy, name = embed_2d(X, method)
     assert name == used and xy.shape == (60, 2) and np.isfinite(xy).all()
