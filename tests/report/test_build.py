@@ -212,3 +212,20 @@ def test_cli_run_writes_the_report_and_report_rebuilds_it(tmp_path, capsys, make
     main(["run", str(root), "--out", str(out2), "-f", "pixels:8", "-m", "kmeans", "-k", "3", "-q",
           "--no-report"])
     assert (out2 / "summary.json").exists() and not (out2 / "report.html").exists()
+
+
+def test_a_map_cached_by_an_older_version_is_redrawn(tiny_run, monkeypatch):
+    """``auto`` meant UMAP before it meant t-SNE: a map cached under another MAP_VERSION is not
+    reused, one cached under the same is."""
+    from imgclust.report import embed
+
+    monkeypatch.setattr(embed, "MAP_VERSION", embed.MAP_VERSION - 1)
+    build_report(tiny_run, map_method="pca")
+    cached = tiny_run / "thumbs" / "map.npz"
+    old = cached.stat().st_mtime_ns
+    monkeypatch.undo()
+    build_report(tiny_run, map_method="pca")
+    new = cached.stat().st_mtime_ns
+    assert new != old
+    build_report(tiny_run, map_method="pca")
+    assert cached.stat().st_mtime_ns == new

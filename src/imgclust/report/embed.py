@@ -21,6 +21,8 @@ SILHOUETTE_POINTS = 4000
 #: below this many points neither t-SNE's neighbourhoods nor UMAP's spectral start mean much;
 #: the map is PCA instead
 MIN_MAP_POINTS = 30
+#: part of the cached map's key; raised when what a method name draws changes
+MAP_VERSION = 2
 
 
 def stratified_sample(labels: np.ndarray, max_points: int, seed: int = 0,
@@ -102,7 +104,8 @@ def cached_map(run_dir: Path, X: np.ndarray, labels: np.ndarray, method: str, se
     """The sampled rows and their 2-D map, reused from ``thumbs/map.npz`` when the features,
     clusters and settings are unchanged (the embedding is the slowest part of a report).
     """
-    h = hashlib.sha256(f"{method}:{seed}:{MAP_POINTS}:{X.shape}".encode())
+    # MAP_VERSION: a map cached before "auto" meant t-SNE (it was UMAP) is not reused as "auto"
+    h = hashlib.sha256(f"{MAP_VERSION}:{method}:{seed}:{MAP_POINTS}:{X.shape}".encode())
     h.update(np.ascontiguousarray(labels).tobytes())
     st = (run_dir / "features.npy").stat()
     h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
