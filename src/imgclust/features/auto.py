@@ -85,8 +85,8 @@ def choose_features(sample: Sequence[Image.Image]) -> tuple[str, str]:
     """The feature spec for ``--features auto`` and the reason, in words."""
     if describe_images(sample) == "glyph":
         spec = glyph_spec(sample)
-        how = ("enlarged to 24 px, " if "resize" in spec else
-               "resampled to 24x24, " if spec.startswith("pixels:") else "")
+        how = (f"enlarged to {GLYPH_SIDE} px, " if "resize" in spec else
+               f"resampled to {GLYPH_SIDE}x{GLYPH_SIDE}, " if spec.startswith("pixels:") else "")
         return spec, (f"glyph-like images (gray, at most {GLYPH_MAX_SIDE} px): raw pixels, "
                       f"{how}deskewed, HOG, PCA to 50")
     reduce = "umap:10" if _has("umap") else "pca:0.9"
