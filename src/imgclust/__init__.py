@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from imgclust._version import __version__  # noqa: E402
 
 __all__ = ["__version__", "run", "compare", "ImgclustError"]
 

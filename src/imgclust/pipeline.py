@@ -5,7 +5,6 @@ run directory (clusters.csv, summary.json, features.npy) -> optional per-cluster
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -15,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from imgclust import __version__
+from imgclust._version import __version__
 from imgclust.cluster import DEFAULT_K_RANGE, describe, fit_clusters, order_by_size
 from imgclust.errors import ConfigError, RunDirError
 from imgclust.evaluate import agreement_matrix, external_scores, internal_scores
@@ -27,6 +26,7 @@ from imgclust.features import build_steps
 from imgclust.features.auto import choose_features, choose_method
 from imgclust.io import (atomic_save_npy, atomic_write_csv, atomic_write_json, is_temp_leftover,
                          kill_point, to_json)
+from imgclust.progress import progress_bar, progress_status
 from imgclust.model import Clustering, Features, ImageRecord, KSelection, LoadFailure
 from imgclust.sources import DEFAULT_SOURCE, Source, open_source
 
@@ -45,33 +45,6 @@ OWN_FILES = (RUN_JSON, SUMMARY, CLUSTERS, FEATURES, "report.html", "compare.json
 RUN_FORMAT = 1
 
 log = logging.getLogger(__name__)
-
-
-def progress_bar(enabled: bool) -> Callable[..., Any]:
-    """A ``tqdm`` wrapper (stderr) or a pass-through when progress is off."""
-    if not enabled:
-        return lambda it=None, **kw: it if it is not None else _NullBar()
-    from tqdm.auto import tqdm
-
-    return lambda it=None, **kw: tqdm(it, leave=False, dynamic_ncols=True, **kw)
-
-
-def progress_status(enabled: bool, text: str) -> ContextManager[Any]:
-    """A spinner on stderr while one long call runs (a UMAP fit, a clustering at a fixed k),
-    where there is nothing to count; rich draws it on a terminal only."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(text)
-
-
-class _NullBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass

@@ -119,7 +119,7 @@ def export_clusters(result: Any, out_dir: str | Path, mode: str = "copy",
                                    ensure_ascii=True) + "\n" for p, dst, _ in plan)
         atomic_write_text(journal, lines)
         fsync_dir(out_dir)
-    from imgclust.pipeline import progress_bar
+    from imgclust.progress import progress_bar
 
     bar = progress_bar(progress)
     done = 0

@@ -172,7 +172,7 @@ def make_thumbnails(source: Any, ids: Sequence[str], labels: np.ndarray, run_dir
     key : str
         :func:`cache_key`, stored in ``thumbs/manifest.json``.
     """
-    from imgclust.pipeline import progress_bar
+    from imgclust.progress import progress_bar
 
     tdir = run_dir / "thumbs"
     if tdir.exists():  # stale: other rows or another source

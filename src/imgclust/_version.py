@@ -1,0 +1,2 @@
+"""The package version: ground floor, importable from every room."""
+__version__ = "0.2.0"
