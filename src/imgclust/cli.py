@@ -179,8 +179,8 @@ def bench(
                                 "Python-heavy steps, so seconds are not comparable)."),
 ) -> None:
     """Score the feature x method matrix against labels: ACC, NMI, ARI, seconds (and peak memory)."""
-    from imgclust.evaluate.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate
-    from imgclust.evaluate.bench import bench as bench_api
+    from imgclust.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate
+    from imgclust.bench import bench as bench_api
 
     kk: Any = k if k in ("true", "auto") else int(k)
     keys = ["data", "features", "method", "seed", "k", "criterion", "acc", "nmi", "ari",

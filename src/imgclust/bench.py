@@ -1,7 +1,8 @@
 """``imgclust bench``: the feature x method matrix on labelled data, scored against the labels.
 
 Labels are used only to score; each row also reports the k it used and how it got it. The
-plain k-means-on-pixels baseline (k = number of classes) is always the first row.
+plain k-means-on-pixels baseline (k = number of classes) is always the first row. This module
+runs pipelines, so it sits above them (``imgclust.bench``), not inside ``evaluate/``.
 """
 from __future__ import annotations
 
