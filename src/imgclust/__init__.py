@@ -1,22 +1,28 @@
 """imgclust: unsupervised image classification.
 
 Light on purpose: importing the package pulls in no scikit-learn, torch, plotting or web code.
-``imgclust.run`` and ``imgclust.compare`` are loaded on first use.
+``imgclust.run``, ``imgclust.compare``, ``imgclust.load`` and ``imgclust.recluster`` are
+loaded on first use.
 """
 from __future__ import annotations
 
-from typing import Any
+from imgclust._version import __version__
+from imgclust.errors import ImgclustError
 
-from imgclust._version import __version__  # noqa: E402
+__all__ = ["__version__", "run", "compare", "load", "recluster", "Result", "ImgclustError"]
 
-__all__ = ["__version__", "run", "compare", "ImgclustError"]
-
-from imgclust.errors import ImgclustError  # noqa: E402  (tiny, no heavy imports)
+_LAZY = ("run", "compare", "load", "recluster", "Result")
 
 
-def __getattr__(name: str) -> Any:  # PEP 562 lazy re-exports
-    if name in ("run", "compare", "Result"):
-        from imgclust import pipeline
+def __getattr__(name: str) -> object:  # PEP 562 lazy re-exports
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
+        # importing the subpackage binds imgclust.run to it; it is callable (run/__init__.py)
+        pkg = importlib.import_module("imgclust.run")
+        return pkg if name == "run" else getattr(pkg, name)
     raise AttributeError(f"module 'imgclust' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

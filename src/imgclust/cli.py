@@ -248,8 +248,12 @@ def undo(out: Path = typer.Argument(..., help="Run directory of an --export move
     stats = undo_api(out)
     console.print(f"restored {stats['restored']} files, {stats['already_in_place']} already in "
                   f"place, {stats['missing']} missing")
-    if stats["missing"]:
-        raise typer.Exit(1)
+    if stats["missing"]:  # an error, not typer.Exit: main() runs typer with standalone_mode=False,
+        # where an Exit comes back as a return value and the process would end with 0
+        raise ImgclustError(f"undo: {stats['missing']} moved file(s) are missing from both their "
+                            f"original path and {out / 'clusters'}; the journal is kept: put them "
+                            f"back and run 'imgclust undo {out}' again (or delete "
+                            f"{out / 'export-journal.jsonl'} if they are lost)")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from imgclust.features.reduce import gray_image_shape
+from imgclust.features.reduce import gray_rows, image_layout
 from imgclust.features.registry import FEATURES
 
 #: images per vectorised chunk: small enough to stay in the CPU cache, large enough to amortise
@@ -65,6 +65,9 @@ def hog_batch(images: np.ndarray, pixels_per_cell: int = 4, orientations: int = 
 class HOG(TransformerMixin, BaseEstimator):
     """HOG descriptors of flattened gray images (after ``pixels``, ``resize`` or ``deskew``).
 
+    Rows of three channels (a folder's gray images decoded to RGB) are read as gray
+    (:func:`~imgclust.features.reduce.gray_rows`).
+
     The descriptor is scikit-image's (:func:`hog_batch`), then square-rooted (the Hellinger map,
     which makes cosine and euclidean distances between histograms behave like a comparison of
     distributions). Stroke direction rather than ink position: on deskewed MNIST it separates
@@ -101,19 +104,20 @@ class HOG(TransformerMixin, BaseEstimator):
         self._shape(X.shape[1])
         return self
 
-    def _shape(self, n_features: int) -> tuple[int, int]:
-        h, w = gray_image_shape("hog", n_features, self.image_shape)
+    def _shape(self, n_features: int) -> tuple[int, int, int]:
+        c, h, w = image_layout("hog", n_features, self.image_shape)
         if min(h, w) < self.pixels_per_cell * self.cells_per_block:
             raise ValueError(f"hog: {h}x{w} images are smaller than one block of "
                              f"{self.cells_per_block}x{self.cells_per_block} cells of "
                              f"{self.pixels_per_cell} px")
-        return h, w
+        return c, h, w
 
     def transform(self, X: Any) -> np.ndarray:
         """HOG descriptors, shape (n_images, n_descriptors), float32."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        h, w = self._shape(X.shape[1])
+        c, h, w = self._shape(X.shape[1])
+        X = gray_rows(X, c)
         out = [hog_batch(X[i:i + CHUNK].reshape(-1, h, w), self.pixels_per_cell,
                          self.orientations, self.cells_per_block)
                for i in range(0, len(X), CHUNK)]

@@ -48,16 +48,36 @@ def make_tsne(n_components: int = 2, perplexity: float = 30.0, random_state: int
 FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
 
 
-def gray_image_shape(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int]:
-    """(height, width) of flattened gray images, for the steps that read images from an array
-    (``deskew``, ``hog``); a row of several channels is refused with the step's name."""
+#: ITU-R 601-2 luma weights, as in Pillow's ``convert("L")`` (what ``pixels:gray=true`` gives)
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def image_layout(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int, int]:
+    """(channels, height, width) of the flattened images that ``deskew``, ``resize`` and ``hog``
+    read from an array: one channel, or three (channels last, as ``pixels`` flattens them),
+    which :func:`gray_rows` turns into one."""
     from imgclust.features.autoencoder import infer_image_shape
 
     c, h, w = infer_image_shape(n_features, image_shape)
-    if c != 1:
-        raise ValueError(f"{step} reads gray images; {n_features} features per row look like "
-                         f"{c} channels of {h}x{w}")
-    return h, w
+    if c not in (1, 3):
+        raise ValueError(f"{step} reads gray or RGB images; image_shape={image_shape!r} gives "
+                         f"{c} channels")
+    return c, h, w
+
+
+def gray_rows(X: np.ndarray, channels: int) -> np.ndarray:
+    """Rows of ``channels``-channel pixels (channels last) as rows of gray pixels.
+
+    A folder's images are decoded to RGB, so gray glyphs arrive as three equal channels: such a
+    row keeps its first channel exactly; other colour rows become their luminance
+    (:data:`LUMA`). Each row is converted on its own, so a row never depends on its batch.
+    """
+    if channels == 1:
+        return X
+    px = X.reshape(len(X), -1, channels)
+    same = (px == px[:, :, :1]).all(axis=(1, 2))
+    luma = px @ LUMA[:channels] if channels == 3 else px.mean(axis=2)
+    return np.where(same[:, None], px[:, :, 0], luma).astype(np.float32, copy=False)
 
 
 class Deskew(TransformerMixin, BaseEstimator):
@@ -65,8 +85,9 @@ class Deskew(TransformerMixin, BaseEstimator):
 
     The classic preprocessing for handwritten digits (LeCun et al.'s deskewed MNIST): the shear
     is ``mu11 / mu02`` of the image's own intensity moments and the image is also centred on its
-    centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input); the
-    side is inferred for square images or given as ``image_shape="HxW"``. Nothing is learned.
+    centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input; rows of
+    three channels are read as gray, :func:`gray_rows`); the side is inferred for square images
+    or given as ``image_shape="HxW"`` (``"HxWx3"`` for colour rows). Nothing is learned.
     The warp is scipy's ``ndimage.affine_transform``; only the two moments are computed here.
 
     Parameters
@@ -85,20 +106,19 @@ class Deskew(TransformerMixin, BaseEstimator):
         self.image_shape = image_shape
 
     def fit(self, X: Any, y: Any = None) -> "Deskew":
+        """Check the shape of the images; nothing is learned. Returns ``self``."""
         X = validate_data(self, X, dtype=np.float32)
-        self._shape = self._resolve(X.shape[1])
+        image_layout("deskew", X.shape[1], self.image_shape)
         return self
 
-    def _resolve(self, n_features: int) -> tuple[int, int]:
-        return gray_image_shape("deskew", n_features, self.image_shape)
-
     def transform(self, X: Any) -> np.ndarray:
-        """Deskewed images, same shape as ``X`` (n_images, height * width), float32."""
+        """Deskewed gray images, shape (n_images, height * width), float32."""
         from scipy import ndimage
 
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        h, w = self._resolve(X.shape[1])
+        c, h, w = image_layout("deskew", X.shape[1], self.image_shape)
+        X = gray_rows(X, c)
         ys, xs = np.mgrid[:h, :w].astype(np.float64)
         centre = np.array([(h - 1) / 2, (w - 1) / 2])
         out = np.empty_like(X)
@@ -124,6 +144,8 @@ FEATURES.add("deskew", Deskew, primary="image_shape", input="array")
 
 class Resize(TransformerMixin, BaseEstimator):
     """Resample flattened gray images to ``side`` x ``side`` pixels with cubic splines.
+
+    Rows of three channels are read as gray (:func:`gray_rows`).
 
     ``scipy.ndimage.zoom`` (order 3) on the float pixels, clipped to each image's own range
     (the spline overshoots at strokes' edges). ``auto`` enlarges glyphs smaller than 16 px to
@@ -154,16 +176,17 @@ class Resize(TransformerMixin, BaseEstimator):
         self._resolve(X.shape[1])
         return self
 
-    def _resolve(self, n_features: int) -> tuple[int, int]:
+    def _resolve(self, n_features: int) -> tuple[int, int, int]:
         if int(self.side) < 1:
             raise ValueError(f"resize: side={self.side} must be a positive number of pixels")
-        return gray_image_shape("resize", n_features, self.image_shape)
+        return image_layout("resize", n_features, self.image_shape)
 
     def transform(self, X: Any) -> np.ndarray:
         """Resampled images, shape (n_images, side * side), float32."""
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        h, w = self._resolve(X.shape[1])
+        c, h, w = self._resolve(X.shape[1])
+        X = gray_rows(X, c)
         s = int(self.side)
         if h * w * s * s <= MAP_MAX:
             out = X @ _zoom_map(h, w, s).T

@@ -71,6 +71,12 @@ def build_report(run_dir: str | Path, *, progress: bool = False, map_method: str
     t0 = time.perf_counter()
     if map_method not in MAP_METHODS:
         raise ConfigError(f"map_method={map_method!r}; valid: {', '.join(MAP_METHODS)}")
+    from imgclust.run.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    if rd.holds_run():  # the report's files join the manifest: only they may be replaced
+        for name in (REPORT, PLOTLY_JS, "thumbs"):
+            rd.own(name)
     if kind_of(run_dir) == "compare":
         ctx = _compare_context(load_compare(run_dir))
         template = "compare.html.j2"

@@ -11,11 +11,8 @@ import numpy as np
 
 from imgclust.errors import RunDirError
 
-SUMMARY = "summary.json"
-CLUSTERS = "clusters.csv"
-FEATURES = "features.npy"
-COMPARE_JSON = "compare.json"
-COMPARE_CSV = "compare.csv"
+# the names are RunDir's (imgclust.run.rundir): one owner of the layout
+from imgclust.run.rundir import CLUSTERS, COMPARE_CSV, COMPARE_JSON, FEATURES, SUMMARY  # noqa: E402
 
 
 @dataclass

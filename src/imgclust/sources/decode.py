@@ -7,6 +7,7 @@ its name (a GIF named ``.jpg`` reads as a GIF).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import stat
@@ -148,11 +149,12 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     'RGB'
     """
     _enable_heif()
-    st = _stat_regular(path)
-    if st.st_size == 0:
-        raise DecodeError(path, "empty file (0 bytes)")
+    _stat_regular(path)  # the reasons for links, folders and pipes, without opening them
+    f = _open_regular(path)  # the file may have been swapped since: checked on the descriptor
     try:
-        with Image.open(path, formats=_formats()) as im:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise DecodeError(path, "empty file (0 bytes)")
+        with Image.open(f, formats=_formats()) as im:
             width, height = im.size
             mode = im.mode
             if width < 1 or height < 1:
@@ -182,7 +184,7 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                           f"image too large (decompression-bomb guard; not decoded): {exc}"
                           ) from None
     except UnidentifiedImageError:
-        raise DecodeError(path, _not_an_image(path)) from None
+        raise DecodeError(path, _not_an_image(f)) from None
     except FileNotFoundError:
         raise DecodeError(path, "file vanished while it was read") from None
     except PermissionError:
@@ -190,6 +192,8 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     except _DECODER_ERRORS as exc:
         raise DecodeError(path, f"corrupt or truncated image: {type(exc).__name__}: {exc}"
                           ) from None
+    finally:
+        f.close()
     if max_side and max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return ImageRecord(id=image_id, path=path, width=width, height=height, mode=mode), img
@@ -209,22 +213,51 @@ def _stat_regular(path: str) -> os.stat_result:
     if stat.S_ISDIR(st.st_mode):
         raise DecodeError(path, "is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
-        kind = ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
-                "socket" if stat.S_ISSOCK(st.st_mode) else "device file")
-        raise DecodeError(path, f"not a regular file ({kind}); not read")
+        raise DecodeError(path, f"not a regular file ({_kind(st)}); not read")
     return st
+
+
+def _open_regular(path: str) -> io.BufferedReader:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    ``O_NONBLOCK`` makes opening a named pipe return at once instead of waiting for a writer
+    (on a regular file the flag does nothing); ``fstat`` of the opened descriptor then tells
+    what was really opened, whatever the path pointed to when it was stat'ed.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise DecodeError(path, "file vanished while it was read") from None
+    except OSError as exc:
+        raise DecodeError(path, _os_reason(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise DecodeError(path, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise DecodeError(path, f"not a regular file ({_kind(st)}); not read")
+        return io.BufferedReader(io.FileIO(fd, "r", closefd=True))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(st: os.stat_result) -> str:
+    return ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+            "socket" if stat.S_ISSOCK(st.st_mode) else "device file")
 
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
           (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
-def _not_an_image(path: str) -> str:
+def _not_an_image(f: io.BufferedReader) -> str:
     """Why Pillow did not recognise a file, from its first bytes (cheap, for the message)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
+        f.seek(0)
+        head = f.read(512)
+    except (OSError, ValueError):
         head = b""
     what = "unknown or unsupported format"
     low = head.lstrip().lower()

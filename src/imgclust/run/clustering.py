@@ -1,0 +1,97 @@
+"""Stage 2: features -> clusters (k chosen), numbered by size, with centres, representatives
+and scores."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from imgclust.cluster import describe, fit_clusters, order_by_size
+from imgclust.errors import ConfigError
+from imgclust.evaluate import external_scores, internal_scores
+from imgclust.model import Clustering, Features, KSelection
+from imgclust.progress import progress_bar, progress_status
+
+
+def _parse_k(k: int | str) -> int | str:
+    if isinstance(k, str):
+        if k == "auto":
+            return k
+        try:
+            return int(k)
+        except ValueError:
+            raise ConfigError(f"k={k!r} must be 'auto' or a positive integer") from None
+    return int(k)
+
+
+def cluster_features(feats: Features, method: str, k: int | str, criterion: str | None,
+                     k_range: tuple[int, int], seed: int, progress: bool
+                     ) -> tuple[Clustering, KSelection, Any]:
+    """Cluster a feature matrix, order clusters by size and find centres and representatives."""
+    n = feats.X.shape[0]
+    if n < 2:
+        raise ConfigError(f"only {n} image read; clustering needs at least 2")
+    bar = progress_bar(progress)
+    k = _parse_k(k)
+    # a k sweep has its own bar; a single fit gets a spinner
+    with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
+        raw, selection, est = fit_clusters(
+            feats.X, method, k, criterion, k_range, random_state=seed,
+            progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
+    labels = order_by_size(raw)
+    centers, distance, reps = describe(feats.X, labels)
+    params = {kk: v for kk, v in est.get_params(deep=False).items()
+              if isinstance(v, (int, float, str, bool, type(None)))}
+    clustering = Clustering(ids=feats.ids, labels=labels, method=method, params=params,
+                            distance=distance, representatives=reps, centers=centers)
+    return clustering, selection, est
+
+
+
+def score(X: np.ndarray, labels: np.ndarray, ids: tuple[str, ...],
+          truth: dict[str, Any] | None, seed: int) -> tuple[dict[str, Any], list[Any] | None]:
+    """Internal scores, and against ``truth`` (id -> class) the external ones when it exists.
+
+    Returns
+    -------
+    metrics, the class of each image (``None`` where unlabelled) or ``None`` without truth
+    """
+    metrics: dict[str, Any] = internal_scores(X, labels, seed)
+    if truth is None:
+        return metrics, None
+    y_true = [truth.get(i) for i in ids]
+    keep = [j for j, i in enumerate(ids) if i in truth]
+    if keep:
+        metrics.update(external_scores([y_true[j] for j in keep], labels[keep]))
+        metrics["n_labelled"] = len(keep)
+    return metrics, y_true
+
+
+def k_disagreement(selection: KSelection) -> dict[str, Any] | None:
+    """Where the k criteria of a sweep disagree, each one's k (silhouette, elbow, BIC; the
+    eigengap and modularity of knn-spectral), so that the user can try the other with
+    ``imgclust recluster DIR -k K``; ``None`` when they agree or there was no sweep."""
+    from imgclust.cluster.select_k import knee
+
+    table = [r for r in selection.table if "k" in r and r.get("criterion") != "density"]
+    if len(table) < 3:
+        return None
+    ks = [int(r["k"]) for r in table]
+    picks: dict[str, int] = {}
+    sil = [(r["silhouette"], r["k"]) for r in table if r.get("silhouette") is not None]
+    if sil:
+        picks["silhouette"] = int(max(sil)[1])
+    if all(r.get("inertia") is not None for r in table):
+        picks["elbow"] = ks[knee(ks, [r["inertia"] for r in table])]
+    if all(r.get("bic") is not None for r in table):
+        picks["bic"] = int(min(table, key=lambda r: r["bic"])["k"])
+    if all("gap" in r and "modularity" in r for r in table):  # knn-spectral's graph rules
+        from imgclust.cluster.spectral import rule_ks
+
+        picks["eigengap"], picks["modularity"] = (int(v) for v in rule_ks(table))
+    if len(set(picks.values())) < 2:
+        return None
+    chosen = selection.chosen
+    others = sorted({k for k in picks.values() if k != chosen})
+    return {"chosen": chosen, "criterion": selection.criterion, "picks": picks,
+            "others": others}
