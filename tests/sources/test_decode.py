@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,92 @@ def test_pixel_limit_refuses_before_decoding(tmp_path):
         decode(p, max_pixels=50_000)
     rec, _ = decode(p, max_pixels=60_000)
     assert rec.width == 300
+
+
+# --- a file swapped for a FIFO between the stat and the open -----------------------------------
+
+_SWAP_TO_FIFO = """
+import os, sys
+from imgclust.sources import FolderSource
+
+root, victim = sys.argv[1], os.path.join(sys.argv[1], "b.png")
+real_stat = os.stat
+
+def stat_then_swap(p, *a, **kw):
+    st = real_stat(p, *a, **kw)
+    if os.fspath(p) == victim and not os.path.exists(victim + ".swapped"):
+        os.unlink(victim)  # the regular file stat saw is now a named pipe
+        os.mkfifo(victim)
+        open(victim + ".swapped", "w").close()
+    return st
+
+os.stat = stat_then_swap
+src = FolderSource(root)
+src.candidates()  # the scan (no stat of the files themselves)
+read = [r.id for recs, _ in src.iter_batches() for r in recs]
+print(read)
+print([(os.path.basename(f.path), f.reason) for f in src.failures])
+"""
+
+
+def test_file_swapped_for_a_fifo_after_the_stat_is_skipped_not_waited_on(tmp_path):
+    """A regular file replaced by a named pipe between ``stat`` and ``open`` used to block the
+    reader forever (opening a FIFO waits for a writer). The run goes in a subprocess so that a
+    hang fails the test instead of hanging it; the timeout is a guard, not a timing assert."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "f"
+    root.mkdir()
+    for name in ("a.png", "b.png"):
+        halves(RED, BLUE).save(root / name)
+    try:
+        out = subprocess.run([sys.executable, "-c", _SWAP_TO_FIFO, str(root)], capture_output=True,
+                             text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("decoding blocked on a file swapped for a FIFO")
+    assert out.returncode == 0, out.stderr
+    read, failures = out.stdout.splitlines()
+    assert read == "['a.png']"
+    assert failures == "[('b.png', 'not a regular file (named pipe (FIFO)); not read')]"
+    assert stat_is_fifo(root / "b.png")
+
+
+def stat_is_fifo(p: Path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(p.lstat().st_mode)
+
+
+def test_file_deleted_between_the_stat_and_the_open_is_listed(tmp_path, monkeypatch):
+    p = tmp_path / "a.png"
+    halves(RED, BLUE).save(p)
+    real_stat = os.stat
+
+    def stat_then_delete(path, *a, **kw):
+        st = real_stat(path, *a, **kw)
+        if os.fspath(path) == str(p):
+            os.unlink(p)
+        return st
+
+    monkeypatch.setattr(os, "stat", stat_then_delete)
+    with pytest.raises(DecodeError, match="^.*: file vanished while it was read$"):
+        decode(p)
+
+
+def test_file_deleted_once_opened_is_still_read_from_its_descriptor(tmp_path, monkeypatch):
+    """Pillow reads the descriptor opened (and checked) before, not the path again."""
+    import imgclust.sources.decode as dec
+
+    p = tmp_path / "a.png"
+    halves(RED, BLUE).save(p)
+    real_open = dec.Image.open
+
+    def delete_then_open(fp, *a, **kw):
+        os.unlink(p)
+        return real_open(fp, *a, **kw)
+
+    monkeypatch.setattr(dec.Image, "open", delete_then_open)
+    _, img = decode(p)
+    assert_halves(img, RED, BLUE)
+    assert not p.exists()
