@@ -37,8 +37,10 @@ def test_a_shifted_stroke_stays_close_a_turned_one_does_not():
 
 
 def test_refuses_colour_and_too_small_images():
-    with pytest.raises(ValueError, match="gray"):
-        HOG().fit(np.zeros((2, 3 * 16 * 16)))
+    colour = np.zeros((2, 16, 16, 3), np.float32)
+    colour[0, ..., 2] = 1.0  # blue
+    with pytest.raises(ValueError, match="hog reads gray images; 1 of 2 rows"):
+        HOG().fit(colour.reshape(2, -1))
     with pytest.raises(ValueError, match="smaller than one block"):
         HOG().fit(np.zeros((2, 36)))  # 6x6 < 2 cells of 4 px
 

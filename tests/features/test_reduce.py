@@ -71,8 +71,8 @@ def test_deskew_straightens_a_slanted_stroke():
 
 
 def test_deskew_refuses_colour_and_keeps_blank_images():
-    with pytest.raises(ValueError, match="gray"):
-        Deskew().fit(np.zeros((2, 3 * 16 * 16)))
+    with pytest.raises(ValueError, match="deskew reads gray images; 1 of 2 rows .* pixels:gray=true"):
+        Deskew().fit(colour_rows())
     blank = np.zeros((1, 64), dtype=np.float32)
     np.testing.assert_array_equal(Deskew().fit_transform(blank), blank)
     assert Deskew(image_shape="4x16").fit_transform(np.ones((1, 64))).shape == (1, 64)
@@ -94,8 +94,8 @@ def test_resize_same_size_is_identity_and_shapes_are_checked():
     X = np.random.default_rng(0).random((3, 16 * 16)).astype(np.float32)
     np.testing.assert_allclose(Resize(16).fit_transform(X), X, atol=1e-5)
     assert Resize(6, image_shape="4x16").fit_transform(np.ones((1, 64))).shape == (1, 36)
-    with pytest.raises(ValueError, match="gray"):
-        Resize().fit(np.zeros((2, 3 * 16 * 16)))
+    with pytest.raises(ValueError, match="resize reads gray images"):
+        Resize().fit(colour_rows())
     with pytest.raises(ValueError, match="side=0"):
         Resize(0).fit(X)
     steps = build_steps("pixels,resize:24,deskew")
@@ -112,3 +112,22 @@ def test_resize_by_matrix_equals_zooming_each_image(monkeypatch):
     monkeypatch.setattr(reduce, "MAP_MAX", 0)  # force the per-image path
     slow = Resize(20).fit_transform(X)
     np.testing.assert_allclose(fast, slow, atol=1e-5)
+
+
+def colour_rows(side: int = 16) -> np.ndarray:
+    """Two flattened RGB images (channels last): the first gray, the second red."""
+    X = np.zeros((2, side, side, 3), np.float32)
+    X[1, ..., 0] = 1.0
+    return X.reshape(2, -1)
+
+
+def as_rgb_rows(X: np.ndarray) -> np.ndarray:
+    """Flattened gray images as three equal channels, as ``pixels`` gives a folder's gray PNGs."""
+    return np.repeat(X[:, :, None], 3, axis=2).reshape(len(X), -1)
+
+
+@pytest.mark.parametrize("step", ["deskew", "resize:24", "hog:4:cells_per_block=3"])
+def test_three_equal_channels_read_as_the_gray_image(step, rng):
+    X = np.stack([slanted_bar(28, s) for s in (0.3, -0.2, 0.0)]).reshape(3, -1)
+    gray = build_steps(step)[1][1].fit_transform(X)
+    np.testing.assert_array_equal(build_steps(step)[1][1].fit_transform(as_rgb_rows(X)), gray)

@@ -65,7 +65,7 @@ def hog_batch(images: np.ndarray, pixels_per_cell: int = 4, orientations: int = 
 class HOG(TransformerMixin, BaseEstimator):
     """HOG descriptors of flattened gray images (after ``pixels``, ``resize`` or ``deskew``).
 
-    Rows of three channels (a folder's gray images decoded to RGB) are read as gray
+    Rows of three equal channels (a folder's gray images, decoded to RGB) are read as one
     (:func:`~imgclust.features.reduce.gray_rows`).
 
     The descriptor is scikit-image's (:func:`hog_batch`), then square-rooted (the Hellinger map,
@@ -101,7 +101,7 @@ class HOG(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "HOG":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
         X = validate_data(self, X, dtype=np.float32)
-        self._shape(X.shape[1])
+        gray_rows("hog", X, self._shape(X.shape[1])[0])
         return self
 
     def _shape(self, n_features: int) -> tuple[int, int, int]:
@@ -117,7 +117,7 @@ class HOG(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         c, h, w = self._shape(X.shape[1])
-        X = gray_rows(X, c)
+        X = gray_rows("hog", X, c)
         out = [hog_batch(X[i:i + CHUNK].reshape(-1, h, w), self.pixels_per_cell,
                          self.orientations, self.cells_per_block)
                for i in range(0, len(X), CHUNK)]

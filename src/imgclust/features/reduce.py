@@ -48,36 +48,34 @@ def make_tsne(n_components: int = 2, perplexity: float = 30.0, random_state: int
 FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
 
 
-#: ITU-R 601-2 luma weights, as in Pillow's ``convert("L")`` (what ``pixels:gray=true`` gives)
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
 def image_layout(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int, int]:
     """(channels, height, width) of the flattened images that ``deskew``, ``resize`` and ``hog``
-    read from an array: one channel, or three (channels last, as ``pixels`` flattens them),
-    which :func:`gray_rows` turns into one."""
+    read from an array: one channel, or three equal ones (channels last, as ``pixels``
+    flattens a folder's gray images, which the decoder gives as RGB); see :func:`gray_rows`."""
     from imgclust.features.autoencoder import infer_image_shape
 
     c, h, w = infer_image_shape(n_features, image_shape)
     if c not in (1, 3):
-        raise ValueError(f"{step} reads gray or RGB images; image_shape={image_shape!r} gives "
-                         f"{c} channels")
+        raise ValueError(f"{step} reads gray images; image_shape={image_shape!r} gives {c} "
+                         "channels")
     return c, h, w
 
 
-def gray_rows(X: np.ndarray, channels: int) -> np.ndarray:
-    """Rows of ``channels``-channel pixels (channels last) as rows of gray pixels.
+def gray_rows(step: str, X: np.ndarray, channels: int) -> np.ndarray:
+    """Rows of ``channels``-channel pixels (channels last) as rows of one gray channel.
 
-    A folder's images are decoded to RGB, so gray glyphs arrive as three equal channels: such a
-    row keeps its first channel exactly; other colour rows become their luminance
-    (:data:`LUMA`). Each row is converted on its own, so a row never depends on its batch.
+    Three equal channels (gray images decoded to RGB) give their first; rows in colour are
+    refused with the step's name, since strokes' shapes (deskew, HOG) are read from one channel.
     """
     if channels == 1:
         return X
     px = X.reshape(len(X), -1, channels)
-    same = (px == px[:, :, :1]).all(axis=(1, 2))
-    luma = px @ LUMA[:channels] if channels == 3 else px.mean(axis=2)
-    return np.where(same[:, None], px[:, :, 0], luma).astype(np.float32, copy=False)
+    colour = ~(px == px[:, :, :1]).all(axis=(1, 2))
+    if colour.any():
+        raise ValueError(f"{step} reads gray images; {int(colour.sum())} of {len(X)} rows hold "
+                         f"{channels} unequal (colour) channels: convert them first with "
+                         "pixels:gray=true")
+    return np.ascontiguousarray(px[:, :, 0])
 
 
 class Deskew(TransformerMixin, BaseEstimator):
@@ -85,9 +83,9 @@ class Deskew(TransformerMixin, BaseEstimator):
 
     The classic preprocessing for handwritten digits (LeCun et al.'s deskewed MNIST): the shear
     is ``mu11 / mu02`` of the image's own intensity moments and the image is also centred on its
-    centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input; rows of
-    three channels are read as gray, :func:`gray_rows`); the side is inferred for square images
-    or given as ``image_shape="HxW"`` (``"HxWx3"`` for colour rows). Nothing is learned.
+    centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input, or three
+    equal channels: :func:`gray_rows`); the side is inferred for square images or given as
+    ``image_shape="HxW"``. Nothing is learned.
     The warp is scipy's ``ndimage.affine_transform``; only the two moments are computed here.
 
     Parameters
@@ -108,7 +106,7 @@ class Deskew(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "Deskew":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
         X = validate_data(self, X, dtype=np.float32)
-        image_layout("deskew", X.shape[1], self.image_shape)
+        gray_rows("deskew", X, image_layout("deskew", X.shape[1], self.image_shape)[0])
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -118,7 +116,7 @@ class Deskew(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         c, h, w = image_layout("deskew", X.shape[1], self.image_shape)
-        X = gray_rows(X, c)
+        X = gray_rows("deskew", X, c)
         ys, xs = np.mgrid[:h, :w].astype(np.float64)
         centre = np.array([(h - 1) / 2, (w - 1) / 2])
         out = np.empty_like(X)
@@ -145,7 +143,7 @@ FEATURES.add("deskew", Deskew, primary="image_shape", input="array")
 class Resize(TransformerMixin, BaseEstimator):
     """Resample flattened gray images to ``side`` x ``side`` pixels with cubic splines.
 
-    Rows of three channels are read as gray (:func:`gray_rows`).
+    Rows of three equal channels are read as one (:func:`gray_rows`).
 
     ``scipy.ndimage.zoom`` (order 3) on the float pixels, clipped to each image's own range
     (the spline overshoots at strokes' edges). ``auto`` enlarges glyphs smaller than 16 px to
@@ -173,7 +171,7 @@ class Resize(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "Resize":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
         X = validate_data(self, X, dtype=np.float32)
-        self._resolve(X.shape[1])
+        gray_rows("resize", X, self._resolve(X.shape[1])[0])
         return self
 
     def _resolve(self, n_features: int) -> tuple[int, int, int]:
@@ -186,7 +184,7 @@ class Resize(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         c, h, w = self._resolve(X.shape[1])
-        X = gray_rows(X, c)
+        X = gray_rows("resize", X, c)
         s = int(self.side)
         if h * w * s * s <= MAP_MAX:
             out = X @ _zoom_map(h, w, s).T
