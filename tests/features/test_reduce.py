@@ -131,3 +131,21 @@ def test_three_equal_channels_read_as_the_gray_image(step, rng):
     X = np.stack([slanted_bar(28, s) for s in (0.3, -0.2, 0.0)]).reshape(3, -1)
     gray = build_steps(step)[1][1].fit_transform(X)
     np.testing.assert_array_equal(build_steps(step)[1][1].fit_transform(as_rgb_rows(X)), gray)
+
+
+def test_pca_caps_n_components_inside_fit_and_leaves_the_parameter(rng):
+    from sklearn.base import clone
+    from sklearn.decomposition import PCA
+
+    X = rng.random((10, 8))
+    pca = build_steps("pca:50")[1][1]
+    E = pca.fit(X).transform(X)
+    assert E.shape == (10, 8) and pca.n_components_ == 8
+    assert pca.n_components == 50 and clone(pca).n_components == 50  # public parameter kept
+    ref = PCA(8).fit(X)
+    np.testing.assert_allclose(np.abs(E), np.abs(ref.transform(X)), atol=1e-8)
+    np.testing.assert_allclose(pca.explained_variance_ratio_, ref.explained_variance_ratio_)
+    # a share of the variance and None go to scikit-learn unchanged
+    assert build_steps("pca:0.9")[1][1].fit(X).n_components_ == PCA(0.9).fit(X).n_components_
+    assert build_steps("pca:none")[1][1].fit(X).n_components_ == 8
+    assert build_steps("pca:3")[1][1].fit(X).transform(X[:2]).shape == (2, 3)

@@ -1,4 +1,4 @@
-"""Steps on a feature matrix: PCA (scikit-learn), UMAP (umap-learn), t-SNE (scikit-learn), and
+"""Steps on a feature matrix: PCA (scikit-learn's, its size capped by the data), UMAP (umap-learn), t-SNE (scikit-learn), and
 two steps on flattened gray glyph images that ``auto`` uses on handwriting: ``resize`` (cubic
 resampling, scipy) and ``deskew`` (moment-based straightening).
 
@@ -7,10 +7,11 @@ Registered as they are, so a fitted step drops straight into a scikit-learn ``Pi
 from __future__ import annotations
 
 from functools import lru_cache
+from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -18,7 +19,109 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from imgclust.errors import MissingExtraError
 from imgclust.features.registry import FEATURES
 
-FEATURES.add("pca", PCA, primary="n_components", input="array")
+
+class CappedPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Principal component analysis (scikit-learn's ``PCA``) that never asks for more
+    components than the data have.
+
+    PCA keeps the directions along which the images' features vary most, so ``pca:50`` turns
+    any feature matrix into 50 columns. An integer ``n_components`` larger than
+    ``min(n_samples, n_features)`` (``pca:50`` on 30 images) is lowered to that bound when
+    fitting, into the fitted ``n_components_``; the parameter itself stays as given, so
+    ``clone`` and ``get_params`` see what the user asked for. Every parameter is
+    scikit-learn's ``PCA``'s and means the same; the fitted PCA is ``pca_``.
+
+    Parameters
+    ----------
+    n_components : int, float, "mle" or None, default=None
+        Components to keep (at least 1); a float in (0, 1) keeps enough components to explain
+        that share of the variance; ``None`` keeps all.
+    copy, whiten, svd_solver, tol, iterated_power, n_oversamples, power_iteration_normalizer, \
+random_state
+        As in :class:`sklearn.decomposition.PCA`.
+
+    Attributes
+    ----------
+    pca_ : sklearn.decomposition.PCA
+        The fitted PCA, with ``n_components`` capped.
+    n_components_ : int
+    components_ : ndarray of shape (n_components_, n_features)
+    explained_variance_, explained_variance_ratio_, singular_values_ : ndarray
+    mean_ : ndarray of shape (n_features,)
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pca = CappedPCA(50).fit(np.random.default_rng(0).random((10, 8)))
+    >>> pca.n_components, pca.n_components_
+    (50, 8)
+    """
+
+    def __init__(self, n_components: int | float | str | None = None, *, copy: bool = True,
+                 whiten: bool = False, svd_solver: str = "auto", tol: float = 0.0,
+                 iterated_power: int | str = "auto", n_oversamples: int = 10,
+                 power_iteration_normalizer: str = "auto", random_state: Any = None) -> None:
+        self.n_components = n_components
+        self.copy = copy
+        self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.tol = tol
+        self.iterated_power = iterated_power
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
+        self.random_state = random_state
+
+    def _validate_params_(self) -> None:
+        """scikit-learn's own checks of PCA's parameters, and at least one component."""
+        PCA(**self.get_params())._validate_params()
+        n = self.n_components
+        if isinstance(n, Integral) and not isinstance(n, bool) and n < 1:
+            raise ValueError(f"n_components={n} must be at least 1 (or a share of the variance "
+                             "in (0, 1), 'mle' or None)")
+
+    def fit(self, X: Any, y: Any = None) -> "CappedPCA":
+        """Fit PCA on ``X`` of shape (n_samples, n_features), capping ``n_components``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params_()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], copy=self.copy)
+        n = self.n_components
+        bound = min(X.shape) - (1 if self.svd_solver == "arpack" else 0)
+        if isinstance(n, Integral) and not isinstance(n, bool) and n > bound:
+            n = max(bound, 1)
+        self.pca_ = PCA(**{**self.get_params(), "n_components": n, "copy": False}).fit(X)
+        for name in ("n_components_", "components_", "explained_variance_",
+                     "explained_variance_ratio_", "singular_values_", "mean_", "noise_variance_",
+                     "n_samples_"):
+            setattr(self, name, getattr(self.pca_, name))
+        return self
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.n_components_)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Project ``X`` on the components: shape (n_samples, n_components_)."""
+        check_is_fitted(self, "pca_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self.pca_.transform(X)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Back from the components to the input space: shape (n_samples, n_features_in_)."""
+        check_is_fitted(self, "pca_")
+        return self.pca_.inverse_transform(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+FEATURES.add("pca", CappedPCA, primary="n_components", input="array")
 
 
 def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
