@@ -38,3 +38,25 @@ def test_array_step_gets_pixels_in_front():
     steps = build_steps("pca:5")
     assert [s for s, _ in steps] == ["pixels", "pca:5"]
     assert steps[1][1].n_components == 5
+
+
+def test_refit_relearns_the_size_and_colour():
+    ext = PixelExtractor().fit(np.zeros((2, 8, 8)))
+    assert ext.transform(np.zeros((1, 8, 8))).shape == (1, 64)
+    ext.fit([Image.new("RGB", (16, 16), (200, 10, 10))])  # a refit on larger colour images
+    assert (ext.image_size_, ext.gray_) == ((16, 16), False)
+    assert ext.transform([Image.new("RGB", (16, 16))]).shape == (1, 16 * 16 * 3)
+
+
+def test_transform_before_fit_needs_fit_only_when_something_is_learned():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    for ext in (PixelExtractor(), PixelExtractor(size=4), PixelExtractor(gray=True)):
+        with pytest.raises(NotFittedError, match="PixelExtractor is not fitted"):
+            ext.transform(np.zeros((1, 4, 4)))
+        with pytest.raises(NotFittedError):
+            check_is_fitted(ext)
+    given = PixelExtractor(size=4, gray=True)  # nothing left to learn
+    check_is_fitted(given)
+    assert given.transform(np.zeros((1, 8, 8))).shape == (1, 16)

@@ -5,9 +5,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from sklearn.exceptions import NotFittedError
 
 from imgclust.features.base import ImageExtractor, Images, as_pil_list, flatten_to_rgb
 from imgclust.features.registry import register
+
+#: Pillow modes that hold one channel
+GRAY_MODES = ("L", "1", "LA", "I", "I;16", "F")
 
 
 @register("pixels", primary="size", input="images")
@@ -21,6 +25,8 @@ class PixelExtractor(ImageExtractor):
         the size of the first image seen by :meth:`fit` and resizes the others to it.
     gray : bool or None, default=None
         Convert to one luminance channel. ``None``: gray when that first image is gray.
+        With either left ``None``, :meth:`transform` needs :meth:`fit` first
+        (``NotFittedError`` otherwise); with both given it needs none.
 
     Attributes
     ----------
@@ -47,6 +53,8 @@ class PixelExtractor(ImageExtractor):
     def fit(self, images: Images, y: Any = None) -> "PixelExtractor":
         """Fix the output size and colour from the first image, so every later batch agrees.
 
+        A refit learns them again from its own first image.
+
         Parameters
         ----------
         images : sequence of PIL images or array (n, H, W[, C])
@@ -58,23 +66,39 @@ class PixelExtractor(ImageExtractor):
         self
         """
         self._validate_params_()
+        for name in ("image_size_", "gray_"):  # nothing of an earlier fit survives a refit
+            self.__dict__.pop(name, None)
         first = as_pil_list(images[:1])
         if first:
-            self.image_size_, self.gray_ = self._resolve(first[0])
+            self.image_size_, self.gray_ = self._learn(first[0])
+        elif self.size is not None and self.gray is not None:
+            self.image_size_, self.gray_ = (self.size, self.size), bool(self.gray)
         return self
 
-    def _resolve(self, first: Image.Image) -> tuple[tuple[int, int], bool]:
-        if hasattr(self, "image_size_"):  # fitted: the same shape for every batch
-            return self.image_size_, self.gray_
+    def _learn(self, first: Image.Image) -> tuple[tuple[int, int], bool]:
         size = (self.size, self.size) if self.size else first.size
-        gray = self.gray if self.gray is not None else first.mode in ("L", "1", "LA", "I", "I;16", "F")
+        gray = self.gray if self.gray is not None else first.mode in GRAY_MODES
         return size, bool(gray)
 
+    def _settings(self) -> tuple[tuple[int, int], bool]:
+        """(width, height) and gray: fitted, or given by both parameters (then no fit needed)."""
+        if hasattr(self, "image_size_"):
+            return self.image_size_, self.gray_
+        if self.size is not None and self.gray is not None:
+            return (self.size, self.size), bool(self.gray)
+        raise NotFittedError("This PixelExtractor is not fitted yet: with size=None or gray=None "
+                             "it learns them from the first image in fit()")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        try:
+            self._settings()
+        except NotFittedError:
+            return False
+        return True
+
     def output_dim_for(self, first: Image.Image | None) -> int:
-        if first is None and not hasattr(self, "image_size_"):
-            side = self.size or 0
-            return side * side * (1 if self.gray else 3)
-        (w, h), gray = self._resolve(first)
+        """Feature length of the fitted (or fully specified) extractor; ``first`` is unused."""
+        (w, h), gray = self._settings()
         return w * h * (1 if gray else 3)
 
     @property
@@ -84,7 +108,7 @@ class PixelExtractor(ImageExtractor):
         return self.size * self.size * (1 if self.gray else 3)
 
     def _transform_images(self, images: list[Image.Image]) -> np.ndarray:
-        size, gray = self._resolve(images[0])
+        size, gray = self._settings()
         out = np.empty((len(images), size[0] * size[1] * (1 if gray else 3)), dtype=np.float32)
         for i, img in enumerate(images):
             img = img.convert("L") if gray and img.mode in ("L", "1") else flatten_to_rgb(img)
