@@ -108,3 +108,20 @@ def test_fit_clusters_reports_every_k(criterion):
     if criterion == "graph":
         assert chosen["k_eigengap"] == chosen["k_modularity"] == 4
     assert len(np.unique(labels)) == 4
+
+
+def test_refit_with_a_given_k_drops_the_auto_tables():
+    X, _ = make_blobs(n_samples=90, centers=3, random_state=1)
+    est = KNNSpectral(random_state=0).fit(X)
+    assert est.k_table_ and est.k_decided_by_
+    est.set_params(n_clusters=2).fit(X)
+    assert est.n_clusters_ == 2
+    assert not hasattr(est, "k_table_") and not hasattr(est, "k_decided_by_")
+
+
+def test_parameters_are_checked_without_data():
+    for bad, match in [({"n_neighbors": 0}, "n_neighbors=0"), ({"n_init": "abc"}, "n_init='abc'"),
+                       ({"n_clusters": 0}, "n_clusters=0"), ({"k_rule": "gap"}, "k_rule")]:
+        with pytest.raises(ValueError, match=match):
+            KNNSpectral(**bad)._validate_params_()
+    KNNSpectral()._validate_params_()

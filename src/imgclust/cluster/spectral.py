@@ -174,17 +174,34 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any = None) -> "KNNSpectral":
-        """Build the graph, decompose its Laplacian, choose k if asked, run k-means."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n = len(X)
-        auto = isinstance(self.n_clusters, str)
-        if auto and self.n_clusters != "auto":
-            raise ValueError(f"n_clusters={self.n_clusters!r} must be 'auto' or an integer")
-        if not auto and not 1 <= int(self.n_clusters) <= n:
-            raise ValueError(f"n_clusters={self.n_clusters} must be between 1 and {n}")
+    def _validate_params_(self) -> None:
+        """Check the parameters without data (fit checks ``n_clusters`` against the images)."""
+        def positive_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}={v!r} must be a positive integer")
+
+        if isinstance(self.n_clusters, str):
+            if self.n_clusters != "auto":
+                raise ValueError(f"n_clusters={self.n_clusters!r} must be 'auto' or an integer")
+        else:
+            positive_int("n_clusters")
+        for name in ("n_neighbors", "min_clusters", "max_clusters", "n_init"):
+            positive_int(name)
         if self.k_rule not in K_RULES:
             raise ValueError(f"k_rule={self.k_rule!r}; valid: {', '.join(K_RULES)}")
+        check_random_state(self.random_state)
+
+    def fit(self, X: Any, y: Any = None) -> "KNNSpectral":
+        """Build the graph, decompose its Laplacian, choose k if asked, run k-means."""
+        self._validate_params_()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n = len(X)
+        auto = self.n_clusters == "auto"
+        if not auto and not 1 <= int(self.n_clusters) <= n:
+            raise ValueError(f"n_clusters={self.n_clusters} must be between 1 and {n}")
+        for name in ("k_table_", "k_decided_by_"):  # only n_clusters="auto" sets them
+            self.__dict__.pop(name, None)
         rng = check_random_state(self.random_state)
         graph = kneighbors_graph(X, min(int(self.n_neighbors), n - 1), include_self=False)
         affinity = graph.maximum(graph.T).astype(np.float64)
