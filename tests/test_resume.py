@@ -148,11 +148,12 @@ def test_moved_folder_resumes_from_cache(tmp_path, color_folder):
 
 
 def test_other_version_warns_and_recomputes(tmp_path, caplog, monkeypatch, digits):
-    from imgclust import pipeline
+    from imgclust.run import extract, pipeline, rundir
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "__version__", "0.0.1")
+        for mod in (pipeline, rundir, extract):  # the manifest, the resume check, the cache key
+            m.setattr(mod, "__version__", "0.0.1")
         imgclust.run(digits, out, **ARGS)
     assert json.loads((out / RUN_JSON).read_text())["imgclust_version"] == "0.0.1"
     with caplog.at_level(logging.WARNING, logger="imgclust"):

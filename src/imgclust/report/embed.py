@@ -101,12 +101,14 @@ def embed_2d(X: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.nda
 
 def cached_map(run_dir: Path, X: np.ndarray, labels: np.ndarray, method: str, seed: int
                ) -> tuple[np.ndarray, np.ndarray, str]:
-    """The sampled rows and their 2-D map, reused from ``thumbs/map.npz`` when the features,
-    clusters and settings are unchanged (the embedding is the slowest part of a report).
+    """The sampled rows and their 2-D map, reused from ``thumbs/map.npz`` when the features
+    and settings are unchanged (the embedding is the slowest part of a report).
+
+    The map does not depend on the clusters, so ``imgclust recluster`` (a new k on the same
+    features) reuses it; the sample of rows is stratified by the clusters it was first drawn for.
     """
     # MAP_VERSION: a map cached before "auto" meant t-SNE (it was UMAP) is not reused as "auto"
     h = hashlib.sha256(f"{MAP_VERSION}:{method}:{seed}:{MAP_POINTS}:{X.shape}".encode())
-    h.update(np.ascontiguousarray(labels).tobytes())
     st = (run_dir / "features.npy").stat()
     h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     key = h.hexdigest()[:20]
