@@ -149,3 +149,15 @@ def test_pca_caps_n_components_inside_fit_and_leaves_the_parameter(rng):
     assert build_steps("pca:0.9")[1][1].fit(X).n_components_ == PCA(0.9).fit(X).n_components_
     assert build_steps("pca:none")[1][1].fit(X).n_components_ == 8
     assert build_steps("pca:3")[1][1].fit(X).transform(X[:2]).shape == (2, 3)
+
+
+def test_rows_that_are_no_square_image_are_read_as_one_line_with_a_warning():
+    X = np.zeros((2, 10), np.float32)
+    X[:, 2] = 1.0
+    with pytest.warns(UserWarning, match="rows of 10 values are not square images"):
+        D = Deskew().fit_transform(X)
+    assert D.shape == (2, 10) and D[0].argmax() in (4, 5)  # centred on its mass along the line
+    with pytest.warns(UserWarning):
+        assert Resize(6).fit_transform(X).shape == (2, 36)
+    with pytest.raises(ValueError, match="does not hold"):  # a given shape must fit
+        Deskew(image_shape="3x3").fit(X)

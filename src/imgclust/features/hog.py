@@ -123,5 +123,10 @@ class HOG(TransformerMixin, BaseEstimator):
                for i in range(0, len(X), CHUNK)]
         return np.sqrt(np.maximum(np.concatenate(out), 0))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # computed in float32, as pixels gives
+        return tags
+
 
 FEATURES.add("hog", HOG, primary="pixels_per_cell", input="array")

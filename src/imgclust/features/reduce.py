@@ -6,6 +6,7 @@ Registered as they are, so a fitted step drops straight into a scikit-learn ``Pi
 """
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from numbers import Integral
 from typing import Any
@@ -154,10 +155,23 @@ FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
 def image_layout(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int, int]:
     """(channels, height, width) of the flattened images that ``deskew``, ``resize`` and ``hog``
     read from an array: one channel, or three equal ones (channels last, as ``pixels``
-    flattens a folder's gray images, which the decoder gives as RGB); see :func:`gray_rows`."""
+    flattens a folder's gray images, which the decoder gives as RGB); see :func:`gray_rows`.
+
+    Without ``image_shape`` the images must be square (``side**2`` or ``3 * side**2`` values,
+    side >= 4); a row of any other length is read, with a warning, as one line of pixels
+    (1 x n_features), so that the step is defined on every matrix.
+    """
     from imgclust.features.autoencoder import infer_image_shape
 
-    c, h, w = infer_image_shape(n_features, image_shape)
+    try:
+        c, h, w = infer_image_shape(n_features, image_shape)
+    except ValueError:
+        if image_shape is not None:
+            raise
+        warnings.warn(f"{step}: rows of {n_features} values are not square images; each is read "
+                      f"as one line of {n_features} pixels (give image_shape='HxW' for "
+                      "rectangular images)", UserWarning, stacklevel=3)
+        return 1, 1, n_features
     if c not in (1, 3):
         raise ValueError(f"{step} reads gray images; image_shape={image_shape!r} gives {c} "
                          "channels")
@@ -239,6 +253,11 @@ class Deskew(TransformerMixin, BaseEstimator):
                                               mode="constant").reshape(-1)
         return out
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # computed in float32, as pixels gives
+        return tags
+
 
 FEATURES.add("deskew", Deskew, primary="image_shape", input="array")
 
@@ -295,6 +314,11 @@ class Resize(TransformerMixin, BaseEstimator):
             out = np.stack([_zoom(row.reshape(h, w), s).reshape(-1) for row in X])
         return np.clip(out, X.min(axis=1, keepdims=True),
                        X.max(axis=1, keepdims=True)).astype(np.float32)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # computed in float32, as pixels gives
+        return tags
 
 
 #: largest linear map (output pixels x input pixels) that Resize builds instead of zooming
