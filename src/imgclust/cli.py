@@ -8,8 +8,9 @@ import json
 import logging
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -23,12 +24,44 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
+@contextmanager
+def _marks_interrupted(out: Path) -> Iterator[None]:
+    """Ctrl-C inside: ``OUT/run.json`` left ``running`` is rewritten ``interrupted`` (the run
+    resumes as a killed one does); the KeyboardInterrupt goes on, and :func:`main` exits 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from imgclust.io import atomic_write_json
+
+        try:
+            data = json.loads((out / "run.json").read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("state") == "running":
+                atomic_write_json(out / "run.json", {**data, "state": "interrupted"})
+        except (OSError, ValueError):
+            pass  # no run.json yet (or unreadable): nothing of ours to mark
+        raise
+
+
 def _k_range(text: str) -> tuple[int, int]:
     try:
         lo, hi = (int(x) for x in text.split(":"))
     except ValueError:
         raise ConfigError(f"--k-range {text!r} must look like 2:15") from None
     return lo, hi
+
+
+def safe_text(text: str) -> str:
+    """A user-controlled string (path, file name, id) safe to print: control characters and
+    undecodable bytes shown escaped (as ``ls -b`` does); print it with ``markup=False``."""
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def _fmt(v: Any) -> str:
@@ -89,16 +122,30 @@ def run(
     batch_size: int = typer.Option(256, help="Images decoded per batch (bounds memory)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
+    map_method: str = typer.Option("auto", "--map", help="The report's 2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
 ) -> None:
     """Cluster images and write clusters.csv, summary.json, report.html (and folders with --export)."""
     from imgclust.pipeline import run as run_api
 
-    res = run_api(source, out, features=features, method=method, k=k, criterion=criterion,
-                  k_range=_k_range(k_range), labels=labels, seed=seed, export=export,
-                  overwrite=overwrite, batch_size=batch_size, progress=not quiet)
+    with _marks_interrupted(out):
+        res = run_api(source, out, features=features, method=method, k=k, criterion=criterion,
+                      k_range=_k_range(k_range), labels=labels, seed=seed, export=export,
+                      overwrite=overwrite, batch_size=batch_size, progress=not quiet)
     _print_run(res)
+    _print_k_hint(res.summary, out)
     if report:
-        _write_report(out, quiet)
+        _write_report(out, quiet, map_method)
+
+
+def _print_k_hint(summary: dict[str, Any], out: Path) -> None:
+    """Where the k criteria disagreed, say so and give the command that tries the other k."""
+    dis = summary.get("k", {}).get("disagreement")
+    if not dis:
+        return
+    picks = ", ".join(f"{name} says {k}" for name, k in dis["picks"].items())
+    console.print(f"note: the k criteria disagree ({picks}); k = {dis['chosen']} was chosen by "
+                  f"{dis['criterion']}. To try another: imgclust recluster {safe_text(str(out))} "
+                  f"-k {dis['others'][0]}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -119,9 +166,10 @@ def compare(
     """Several methods on the same features: metrics table and pairwise ARI agreement."""
     from imgclust.pipeline import compare as compare_api
 
-    res = compare_api(source, out, methods=method, features=features, k=k,
-                      k_range=_k_range(k_range), labels=labels, seed=seed, overwrite=overwrite,
-                      progress=not quiet)
+    with _marks_interrupted(out):
+        res = compare_api(source, out, methods=method, features=features, k=k,
+                          k_range=_k_range(k_range), labels=labels, seed=seed,
+                          overwrite=overwrite, progress=not quiet)
     keys = ["k", "criterion", "silhouette", "davies_bouldin", "acc", "nmi", "ari", "seconds"]
     keys = [kk for kk in keys if any(kk in r for r in res.table)]
     t = Table(title="methods")
@@ -268,6 +316,46 @@ def methods() -> None:
     console.print("methods:  " + ", ".join(creg.names()))
 
 
+@app.command()
+def recluster(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    k: str = typer.Option("auto", "--k", "-k", help="Number of clusters or 'auto'."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="Clustering method (default: the run's; see 'imgclust methods')."),
+    criterion: Optional[str] = typer.Option(None, help="How auto chooses k (default: the method's first, e.g. silhouette for kmeans)."),
+    k_range: str = typer.Option("2:15", help="Range of k tried by auto, LOW:HIGH."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Rewrite RUN_DIR/report.html."),
+) -> None:
+    """A new k or method on the run's cached features, in seconds (nothing is decoded again)."""
+    from imgclust.run.recluster import recluster as recluster_api
+
+    lo_hi = _k_range(k_range)
+    res = recluster_api(run_dir, k=k, method=method, criterion=criterion, k_range=lo_hi,
+                        progress=not quiet)
+    _print_run(res)
+    _print_k_hint(res.summary, run_dir)
+    if report:
+        _write_report(run_dir, quiet)
+
+
+@app.command()
+def assign(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    images: str = typer.Argument(..., help="New images: a folder, an .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for assignments.csv (new or empty)."),
+    batch_size: int = typer.Option(256, min=1, help="Images decoded per batch (bounds memory)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Give each new image the run's cluster (numbered as clusters.csv) or -1 'unknown'."""
+    from imgclust.run.assign_cli import assign_to_folder
+
+    stats = assign_to_folder(run_dir, images, out, batch_size=batch_size, progress=not quiet)
+    console.print(f"{stats['n']} images assigned: {stats['known']} to clusters, "
+                  f"{stats['unknown']} unknown"
+                  + (f", {stats['skipped']} skipped" if stats["skipped"] else ""), markup=False)
+    console.print(f"written to {safe_text(str(stats['file']))}", markup=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -277,7 +365,11 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode typer returns the code of a typer.Exit (and turns Ctrl-C
+        # into Exit(130)) instead of exiting: pass it on to the shell
+        code = app(args=argv, standalone_mode=False)
+    except KeyboardInterrupt:
+        code = 130
     except ConfigError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)
@@ -296,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if code == 130:
+        err.print("interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

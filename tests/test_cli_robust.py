@@ -1,0 +1,77 @@
+"""The command line against what a user can do to it: Ctrl-C, odd names, odd options, a full disk.
+
+Every test runs the real ``python -m imgclust.cli`` in a subprocess, so exit codes, signals and
+what reaches the terminal are the ones a shell sees.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CLI = [sys.executable, "-m", "imgclust.cli"]
+FAST = ["-f", "pixels:4", "-m", "kmeans", "-k", "2", "-q", "--no-report"]
+
+
+def imgclust(*args: str, cwd: Path | None = None, timeout: float = 120
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    """The single ``error: ...`` line of a failed command (no traceback, nothing else)."""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    return lines[0]
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------------
+
+def test_ctrl_c_exits_130_says_interrupted_and_marks_run_json(tmp_path):
+    # 5,000 tiny images read one per batch: the run is still reading when SIGINT arrives
+    arr = np.random.default_rng(0).integers(0, 256, (5000, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "many.npz", images=arr)
+    out = tmp_path / "run"
+    # SIGINT must not be inherited as ignored (as in a background shell job): Python then
+    # raises KeyboardInterrupt, as it does for a user's Ctrl-C
+    proc = subprocess.Popen(
+        [*CLI, "run", str(tmp_path / "many.npz"), "-o", str(out), "-f", "pixels:4", "-m",
+         "kmeans", "-k", "2", "-q", "--no-report", "--batch-size", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "run.json").exists() and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
+    assert json.loads((out / "run.json").read_text())["state"] == "interrupted"
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_undo_with_missing_files_exits_1(color_folder, tmp_path):
+    """A command's own ``typer.Exit(1)`` reaches the shell (it was returned, and dropped)."""
+    root, _ = color_folder
+    out = tmp_path / "run"
+    res = imgclust("run", root, "-o", out, "-f", "pixels:4", "-m", "kmeans", "-k", "3",
+                   "--export", "move", "-q", "--no-report")
+    assert res.returncode == 0, res.stderr
+    next((out / "clusters").rglob("*.png")).unlink()  # one moved file lost
+    res = imgclust("undo", out)
+    assert res.returncode == 1 and "1 missing" in res.stdout, res.stdout + res.stderr
