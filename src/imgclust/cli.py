@@ -14,14 +14,17 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from imgclust.errors import ConfigError, ImgclustError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False,
                   help="Unsupervised image classification: group similar images.")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+# emoji=False: a file named ':thumbs_up:.png' is printed as named, not as an emoji
+console = Console(emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 @contextmanager
@@ -64,6 +67,11 @@ def safe_text(text: str) -> str:
     return "".join(out)
 
 
+def _cell(text: Any) -> Text:
+    """A table cell holding a user-controlled string (table cells are read as markup)."""
+    return Text(safe_text(str(text)))
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -74,23 +82,26 @@ def _fmt(v: Any) -> str:
 
 def _print_run(res: Any) -> None:
     s = res.summary
-    console.print(f"[bold]{s['n_images']}[/] images from {s['source']}"
+    # every path, name and id goes through safe_text; lines with markup escape them too
+    console.print(f"[bold]{s['n_images']}[/] images from {escape(safe_text(str(s['source'])))}"
                   + (f", [yellow]{s['n_skipped']} skipped[/]" if s["n_skipped"] else ""))
     for f in s["skipped"][:10]:
-        console.print(f"  skipped {f['path']}: {f['reason']}", markup=False)
+        console.print(f"  skipped {safe_text(f['path'])}: {safe_text(f['reason'])}", markup=False)
     if s["n_skipped"] > 10:
         console.print(f"  … and {s['n_skipped'] - 10} more (see summary.json)")
-    console.print(f"features: {s['features']['spec']} -> {s['features']['dim']} dims")
+    console.print(f"features: {safe_text(s['features']['spec'])} -> {s['features']['dim']} dims",
+                  markup=False)
     kinfo = s["k"]
-    console.print(f"method: {s['method']['name']}, clusters: {s['n_clusters']} "
+    console.print(f"method: {safe_text(s['method']['name'])}, clusters: {s['n_clusters']} "
                   f"(k {kinfo['criterion']}" + (f", value {_fmt(kinfo['selected_value'])}"
-                                                if kinfo["criterion"] == "eps" else "") + ")")
+                                                if kinfo["criterion"] == "eps" else "") + ")",
+                  markup=False)
     t = Table(title="clusters")
     t.add_column("cluster", justify="right")
     t.add_column("size", justify="right")
     t.add_column("representative")
     for c, n in s["cluster_sizes"].items():
-        t.add_row("noise" if c == "-1" else c, str(n), s["representatives"].get(c, "-"))
+        t.add_row("noise" if c == "-1" else c, str(n), _cell(s["representatives"].get(c, "-")))
     console.print(t)
     m = res.metrics
     t = Table(title="scores")
@@ -102,7 +113,7 @@ def _print_run(res: Any) -> None:
     console.print(t)
     console.print(f"time: {s['timings_s'].get('total', 0):.1f} s")
     if res.run_dir:
-        console.print(f"written to {res.run_dir}")
+        console.print(f"written to {safe_text(str(res.run_dir))}", markup=False)
 
 
 @app.command()
