@@ -41,6 +41,7 @@ def _seeds() -> dict[str, bytes]:
     for fmt, img, kw in [
         ("PNG", Image.fromarray(rgb), {}),
         ("JPEG", Image.fromarray(rgb), {"quality": 80}),
+        ("JPEG-PROG", Image.fromarray(rgb), {"quality": 80, "progressive": True}),  # scan count
         ("PNG-P", Image.fromarray(rgb).convert("P"), {"transparency": 3}),
         ("PNG-16", Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)), {}),
         ("BMP", Image.fromarray(rgb), {}),

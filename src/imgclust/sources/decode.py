@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import errno
 import io
+import mmap
 import os
 import re
 import stat
 import struct
 import threading
+import time
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,6 +27,28 @@ MAX_PIXELS = 89_478_485  # Pillow's own default, about 9459 x 9459
 
 #: Decoded images are shrunk to at most this side, keeping memory bounded.
 MAX_SIDE = 512
+
+# The per-file decode budget (issue 11). A file over it is refused with a reason starting
+# "decode budget:"; the two JPEG checks cost a look at the file's size and markers, no decoding.
+
+#: A JPEG may hold this many bytes per pixel of its image, plus JPEG_SLACK_BYTES. The densest
+#: real JPEGs are noise at quality 100 without chroma subsampling: 4.1 B/px in RGB, 6.4 in CMYK
+#: (measured with Pillow); anything bigger is data the decoder would read for nothing (a 64x48
+#: header followed by 1 GB of zeros is read to the end).
+MAX_JPEG_BYTES_PER_PIXEL = 8
+
+#: Room for metadata (EXIF with its thumbnail, ICC profiles, XMP) and data after the image
+#: (a short motion-photo video), on top of MAX_JPEG_BYTES_PER_PIXEL.
+JPEG_SLACK_BYTES = 4 << 20
+
+#: Most scans a progressive JPEG may have: each one is a pass over the whole image (20,000
+#: copies of one tiny scan in a 3000x2000 JPEG cost minutes). libjpeg's standard progression
+#: writes 10 (6 for grey); NVIDIA's nvImageCodec refuses more than 256 by default.
+MAX_JPEG_SCANS = 100
+
+#: Seconds one file may take to decode. Checked each time the decoder reads more of the file,
+#: so it is a backstop for what the checks above do not foresee, not an exact limit.
+DECODE_TIME_BUDGET_S = 30.0
 
 #: Formats never opened: Pillow's EPS plug-in runs Ghostscript (an external program) on load,
 #: which no folder of photos should be able to trigger.
@@ -110,7 +134,9 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
 
 
 def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
-                 max_pixels: int = MAX_PIXELS) -> tuple[ImageRecord, Image.Image]:
+                 max_pixels: int = MAX_PIXELS,
+                 time_budget_s: float | None = DECODE_TIME_BUDGET_S
+                 ) -> tuple[ImageRecord, Image.Image]:
     """Read one image file into an RGB Pillow image.
 
     The first frame of animations is used, EXIF orientation is applied, transparency is
@@ -129,6 +155,11 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
         Shrink the decoded image so that its longer side is at most this (``None``: keep).
     max_pixels : int
         Refuse images with more pixels than this before decoding them.
+    time_budget_s : float or None
+        Give up on a file still decoding after this many seconds (``None``: no limit). A file
+        refused so is refused again at once, unchanged, for the rest of the process. JPEGs far
+        larger than their pixels need, or with more than :data:`MAX_JPEG_SCANS` scans, are
+        refused before any decoding whatever this is.
 
     Returns
     -------
@@ -140,7 +171,8 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     Raises
     ------
     DecodeError
-        With the reason (empty file, not an image, truncated, too large, unreadable…).
+        With the reason (empty file, not an image, truncated, too large, over the decode
+        budget, unreadable…).
 
     Examples
     --------
@@ -151,9 +183,15 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     _enable_heif()
     _stat_regular(path)  # the reasons for links, folders and pipes, without opening them
     f = _open_regular(path)  # the file may have been swapped since: checked on the descriptor
+    st = os.fstat(f.fileno())
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, time_budget_s)
     try:
-        if os.fstat(f.fileno()).st_size == 0:
+        if st.st_size == 0:
             raise DecodeError(path, "empty file (0 bytes)")
+        if identity in _OVER_TIME:
+            raise DecodeError(path, _OVER_TIME[identity])
+        if time_budget_s is not None:
+            f.deadline = time.monotonic() + time_budget_s
         with Image.open(f, formats=_formats()) as im:
             width, height = im.size
             mode = im.mode
@@ -163,6 +201,8 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                 raise DecodeError(
                     path, f"image too large: {width}x{height} = {width * height} pixels "
                     f"exceeds the limit of {max_pixels} (decompression-bomb guard; not decoded)")
+            if im.format in ("JPEG", "MPO"):
+                _check_jpeg_budget(path, im, f, st.st_size)
             # the first frame is the current one after open(); no need to seek or count frames
             orientation = im.getexif().get(0x0112)
             if isinstance(orientation, int) and orientation in _SWAPS_AXES:
@@ -177,6 +217,13 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
             img = to_rgb(img)
     except DecodeError:
         raise
+    except _OverBudget:
+        reason = (f"decode budget: still decoding after {time_budget_s:g} s "
+                  "(time budget; not decoded)")
+        if len(_OVER_TIME) >= 4096:
+            _OVER_TIME.pop(next(iter(_OVER_TIME)))
+        _OVER_TIME[identity] = reason
+        raise DecodeError(path, reason) from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked inside open()
         m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
         raise DecodeError(path, f"image too large: {m[1]} pixels exceeds Pillow's limit of {m[2]} "
@@ -217,7 +264,84 @@ def _stat_regular(path: str) -> os.stat_result:
     return st
 
 
-def _open_regular(path: str) -> io.BufferedReader:
+def _check_jpeg_budget(path: str, im: Image.Image, f: _BudgetedFile, size: int) -> None:
+    """Refuse a JPEG bigger than its pixels can need, or progressive with too many scans."""
+    w, h = im.size
+    frames = getattr(im, "n_frames", 1) if im.format == "MPO" else 1  # MPO: several JPEGs
+    limit = frames * w * h * MAX_JPEG_BYTES_PER_PIXEL + JPEG_SLACK_BYTES
+    if size > limit:
+        raise DecodeError(path, f"decode budget: {size} bytes for a {w}x{h} {im.format}, more "
+                          f"than the {limit} a {im.format} of that size can need (not decoded)")
+    if im.info.get("progressive"):
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if _jpeg_scan_count(buf, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+                raise DecodeError(path, f"decode budget: progressive JPEG with more than "
+                                  f"{MAX_JPEG_SCANS} scans (not decoded)")
+
+
+#: In entropy-coded data an 0xFF is followed by 0x00 (a stuffed byte), a restart marker
+#: 0xD0-0xD7 or another 0xFF (fill): anything else is the next marker.
+_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+
+
+def _jpeg_scan_count(buf, stop_after: int) -> int:
+    """Scans (SOS segments) of the first image in a JPEG, counted up to ``stop_after + 1``.
+
+    Walks the marker segments by their lengths, so JPEGs inside metadata (an EXIF thumbnail)
+    are skipped, and jumps over each scan's entropy-coded data with one regular-expression
+    search. Stops at the first EOI, at the end of the data or at anything that is not a
+    marker (left to the decoder to call corrupt).
+    """
+    n, i, scans = len(buf), 2, 0
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            break
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):  # markers without a length
+            i += 2
+            continue
+        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
+        if marker == 0xDA:
+            scans += 1
+            if scans > stop_after:
+                break
+            m = _NEXT_MARKER.search(buf, i)
+            if m is None:
+                break
+            i = m.start()
+    return scans
+
+
+class _OverBudget(Exception):
+    """Raised by :class:`_BudgetedFile` once the decode has run past its time budget."""
+
+
+class _BudgetedFile(io.BufferedReader):
+    """A file whose reads fail with :class:`_OverBudget` once ``deadline`` has passed.
+
+    Pillow's decoders are fed from ``read`` a block at a time, so a decode that keeps reading
+    stops soon after its deadline. Work done inside one block (or by a library that reads the
+    descriptor itself, as libtiff does) is not interrupted.
+    """
+
+    deadline: float | None = None
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OverBudget
+        return super().read(size)
+
+
+#: Files refused for time, by (device, inode, size, mtime, budget): refused again at once.
+_OVER_TIME: dict[tuple, str] = {}
+
+
+def _open_regular(path: str) -> _BudgetedFile:
     """Open ``path`` for reading without ever blocking, and only if it is a regular file.
 
     ``O_NONBLOCK`` makes opening a named pipe return at once instead of waiting for a writer
@@ -237,7 +361,7 @@ def _open_regular(path: str) -> io.BufferedReader:
             raise DecodeError(path, "is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
             raise DecodeError(path, f"not a regular file ({_kind(st)}); not read")
-        return io.BufferedReader(io.FileIO(fd, "r", closefd=True))
+        return _BudgetedFile(io.FileIO(fd, "r", closefd=True))
     except BaseException:
         os.close(fd)
         raise
@@ -252,8 +376,9 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "G
           (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
-def _not_an_image(f: io.BufferedReader) -> str:
+def _not_an_image(f: _BudgetedFile) -> str:
     """Why Pillow did not recognise a file, from its first bytes (cheap, for the message)."""
+    f.deadline = None
     try:
         f.seek(0)
         head = f.read(512)
