@@ -75,3 +75,27 @@ def test_undo_with_missing_files_exits_1(color_folder, tmp_path):
     next((out / "clusters").rglob("*.png")).unlink()  # one moved file lost
     res = imgclust("undo", out)
     assert res.returncode == 1 and "1 missing" in res.stdout, res.stdout + res.stderr
+
+
+# --- names printed as they are ---------------------------------------------------------------
+
+def test_markup_escapes_and_newlines_in_names_are_printed_as_text(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "a[" / "b]"  # typed as .../a[/b]: a closing tag to rich
+    src.mkdir(parents=True)
+    for name, rgb in [("one.png", (200, 0, 0)), ("two.png", (200, 0, 0)),
+                      ("[red]x.png", (0, 0, 200)), (":thumbs_up:.png", (0, 0, 200))]:
+        Image.new("RGB", (8, 8), rgb).save(src / name)
+    (src / "bad\neverything is OK.png").write_bytes(b"x")  # skipped: not an image
+    (src / "esc\x1b[31mred.png").write_bytes(b"x")
+    out = tmp_path / "o[bold]ut"
+    res = imgclust("run", src, "-o", out, *FAST)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    assert "\x1b" not in text  # no raw escape sequence (nothing is coloured on a pipe)
+    assert not any(line.startswith("everything is OK") for line in text.splitlines())
+    assert "bad\\neverything is OK.png" in text and "esc\\x1b[31mred.png" in text
+    assert "[red]x.png" in text or ":thumbs_up:.png" in text  # a representative, as named
+    assert "\N{THUMBS UP SIGN}" not in text  # not an emoji code either
+    assert f"written to {out}" in text and f"from {src}" in text

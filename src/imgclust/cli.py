@@ -22,8 +22,9 @@ from imgclust.errors import ConfigError, ImgclustError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False,
                   help="Unsupervised image classification: group similar images.")
-# emoji=False: a file named ':thumbs_up:.png' is printed as named, not as an emoji
-console = Console(emoji=False)
+# emoji=False: a file named ':thumbs_up:.png' is printed as named, not as an emoji;
+# soft_wrap: a plain line is never broken at 80 columns on a pipe (tables still fit the width)
+console = Console(emoji=False, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
@@ -99,7 +100,7 @@ def _print_run(res: Any) -> None:
     t = Table(title="clusters")
     t.add_column("cluster", justify="right")
     t.add_column("size", justify="right")
-    t.add_column("representative")
+    t.add_column("representative", overflow="fold")  # a long path folds, never cut with …
     for c, n in s["cluster_sizes"].items():
         t.add_row("noise" if c == "-1" else c, str(n), _cell(s["representatives"].get(c, "-")))
     console.print(t)
@@ -188,16 +189,16 @@ def compare(
     for kk in keys:
         t.add_column(kk, justify="right")
     for r in res.table:
-        t.add_row(r["method"], *[_fmt(r.get(kk)) for kk in keys])
+        t.add_row(_cell(r["method"]), *[_fmt(r.get(kk)) for kk in keys])
     console.print(t)
     t = Table(title="agreement (ARI)")
     t.add_column("")
     for m in res.methods:
-        t.add_column(m, justify="right")
+        t.add_column(_cell(m), justify="right")
     for i, m in enumerate(res.methods):
-        t.add_row(m, *[f"{v:.2f}" for v in res.agreement[i]])
+        t.add_row(_cell(m), *[f"{v:.2f}" for v in res.agreement[i]])
     console.print(t)
-    console.print(f"written to {out}")
+    console.print(f"written to {safe_text(str(out))}", markup=False)
     if report:
         _write_report(out, quiet)
 
@@ -210,7 +211,8 @@ def _write_report(run_dir: Path, quiet: bool, map_method: str = "auto") -> None:
     t = time.perf_counter()
     path = build_report(run_dir, progress=not quiet, map_method=map_method)
     size = path.stat().st_size
-    console.print(f"report: {path} ({size / 1e6:.1f} MB, {time.perf_counter() - t:.1f} s)")
+    console.print(f"report: {safe_text(str(path))} ({size / 1e6:.1f} MB, "
+                  f"{time.perf_counter() - t:.1f} s)", markup=False)
 
 
 @app.command("report")
@@ -249,8 +251,9 @@ def bench(
         if as_json:
             print(json.dumps(row), flush=True)
         else:
-            err.print("  ".join(f"{kx}={_fmt(row.get(kx))}" for kx in keys if kx in row)
-                      + (f"  error={row['error']}" if "error" in row else ""), markup=False)
+            err.print(safe_text("  ".join(f"{kx}={_fmt(row.get(kx))}" for kx in keys if kx in row)
+                                + (f"  error={row['error']}" if "error" in row else "")),
+                      markup=False)
 
     rows = bench_api(source or ["dataset:digits"], features or DEFAULT_FEATURES,
                      method or DEFAULT_METHODS, k=kk, seeds=range(seeds),
@@ -266,7 +269,8 @@ def bench(
         t.add_column(col)
     for r in agg:
         pm = lambda key: (f"{r[key]:.3f} ± {r[key + '_sd']:.3f}" if key in r else "error")  # noqa: E731
-        t.add_row(r["data"], r["features"], r["method"], _fmt(r.get("k")), pm("acc"), pm("nmi"),
+        t.add_row(_cell(r["data"]), _cell(r["features"]), _cell(r["method"]), _fmt(r.get("k")),
+                  pm("acc"), pm("nmi"),
                   pm("ari"), f"{r.get('seconds', 0):.2f}", _mb(r))
     console.print(t)
 
@@ -293,7 +297,9 @@ def _markdown_table(agg: list[dict[str, Any]], seeds: int) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in agg:
         noise = f"{100 * r['noise']:.0f}%" if "noise" in r else "error"
-        lines.append(f"| {Path(r['data']).name} | {r['features']} | {r['method']} | {k_cell(r)} | "
+        data, feats, meth = (safe_text(str(v)).replace("|", "\\|") for v in
+                             (Path(r["data"]).name, r["features"], r["method"]))
+        lines.append(f"| {data} | {feats} | {meth} | {k_cell(r)} | "
                      f"{cell(r, 'acc')} | {cell(r, 'nmi')} | {cell(r, 'ari')} | {noise} | "
                      f"{cell(r, 'seconds', 1)} | {_mb(r)} |")
     return "\n".join(lines)
@@ -382,10 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except ConfigError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {safe_text(str(exc))}", markup=False)
         sys.exit(2)
     except ImgclustError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {safe_text(str(exc))}", markup=False)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
