@@ -99,3 +99,26 @@ def test_markup_escapes_and_newlines_in_names_are_printed_as_text(tmp_path):
     assert "[red]x.png" in text or ":thumbs_up:.png" in text  # a representative, as named
     assert "\N{THUMBS UP SIGN}" not in text  # not an emoji code either
     assert f"written to {out}" in text and f"from {src}" in text
+
+
+# --- what the source is --------------------------------------------------------------------
+
+def test_an_empty_source_is_a_usage_error(tmp_path):
+    (tmp_path / "work").mkdir()
+    res = imgclust("run", "", "-o", tmp_path / "r", *FAST, cwd=tmp_path / "work")
+    assert res.returncode == 2 and "source is empty" in one_line_error(res)
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_inside_the_source_is_not_clustered_on_the_next_run(color_folder):
+    root, truth = color_folder
+    out = root / "run"
+    args = ["-f", "pixels:4", "-m", "kmeans", "-q", "--no-report", "--export", "copy"]
+    res = imgclust("run", root, "-o", out, *args, "-k", "3")
+    assert res.returncode == 0, res.stderr
+    again = imgclust("run", root, "-o", out, *args, "-k", "3")  # resumed: the same inputs
+    assert again.returncode == 0, again.stderr
+    other = imgclust("run", root, "-o", out, *args, "-k", "2", "--overwrite")
+    assert other.returncode == 0, other.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_images"] == len(truth) and summary["n_skipped"] == 0

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import imgclust
-from imgclust.errors import SourceError
+from imgclust.errors import ConfigError, SourceError
 from imgclust.sources import FolderSource, open_source
 
 
@@ -132,3 +132,25 @@ def test_fingerprint_reads_no_file_content(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", no_open)
     monkeypatch.setattr(Image, "open", no_open)
     assert len(src.fingerprint()) == 16
+
+
+def test_a_run_directory_inside_the_folder_is_not_read(tmp_path):
+    root = tmp_path / "imgs"
+    good_and_bad(root, n_good=3)
+    run = root / "out"
+    (run / "clusters" / "cluster_00").mkdir(parents=True)
+    (run / "clusters" / "cluster_00" / "img0.png").write_bytes((root / "img0.png").read_bytes())
+    (run / "run.json").write_text(json.dumps({"format": 2, "imgclust_version": "0.2.0",
+                                              "inputs": {}, "state": "done"}))
+    mine = root / "trips"  # a user's own run.json (a running app's log) is not imgclust's
+    mine.mkdir()
+    (mine / "run.json").write_text(json.dumps({"distance_km": 5}))
+    (mine / "a.png").write_bytes((root / "img1.png").read_bytes())
+    ids = FolderSource(root).candidates()
+    assert not any(i.startswith("out") for i in ids)
+    assert os.path.join("trips", "a.png") in ids and os.path.join("trips", "run.json") in ids
+
+
+def test_an_empty_source_is_a_usage_error_not_the_working_directory():
+    with pytest.raises(ConfigError, match="source is empty"):
+        open_source("")

@@ -29,6 +29,8 @@ def open_source(spec: str | Path = DEFAULT_SOURCE, labels: str | None = None) ->
         The path does not exist or cannot be read as a source.
     """
     spec = str(spec)
+    if not spec:  # Path("") is the working directory: never what an empty argument meant
+        raise ConfigError("the source is empty (''); give a folder, an .npz file or dataset:NAME")
     if labels not in (None, "folders", "none"):
         raise ConfigError(f"labels={labels!r}; valid: folders")
     if spec.startswith("dataset:"):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +16,26 @@ from imgclust.sources.decode import MAX_PIXELS, MAX_SIDE, decode_image
 
 #: Files skipped silently: operating-system litter, not something the user meant as an image.
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+#: the keys every run.json of imgclust has (imgclust.run.rundir; sources sit below run/, so the
+#: names are repeated here): a folder holding one is a run directory, not images
+RUN_MARKER = "run.json"
+RUN_MARKER_KEYS = ("format", "imgclust_version", "inputs")
+
+log = logging.getLogger(__name__)
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a ``run.json`` written by imgclust (a user's own run.json does not
+    have imgclust's keys)."""
+    marker = os.path.join(path, RUN_MARKER)
+    if not os.path.isfile(marker):
+        return False
+    try:
+        with open(marker, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in RUN_MARKER_KEYS)
 
 
 class FolderSource(Source):
@@ -21,6 +43,8 @@ class FolderSource(Source):
 
     Files that are not images are tried all the same and reported with the reason, so nothing
     is dropped silently. Symlinked folders are not followed (no loops); symlinked files are.
+    A subfolder that is an imgclust run directory (``--out`` inside the source) is skipped, so a
+    rerun does not cluster the thumbnails and exported copies of the run before.
 
     Parameters
     ----------
@@ -54,6 +78,10 @@ class FolderSource(Source):
 
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=onerror, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in [d for d in dirnames if is_run_dir(os.path.join(dirpath, d))]:
+                log.info("%s: an imgclust run directory, not read as images",
+                         os.path.join(dirpath, d))
+                dirnames.remove(d)
             for d in dirnames:
                 full = os.path.join(dirpath, d)
                 if os.path.islink(full):
