@@ -1,8 +1,8 @@
 """Hostile image files against ``decode_image``'s per-file budget (issues 11 and 12).
 
 Builds each hostile file in a temporary folder, decodes each in its own subprocess and prints a
-Markdown table: the decode's wall time, the peak RSS of that subprocess (its ``ru_maxrss``) and
-the outcome (the reason of the refusal, or the decoded size).
+Markdown table: the decode's time, the peak RSS of that subprocess (``VmHWM``) and the
+outcome (the reason of the refusal, or the decoded size).
 
     python bench/redteam_decode.py                 # the decoder in this tree
     python bench/redteam_decode.py --rev 6c8991a   # decode.py as it was at a git revision
@@ -65,7 +65,7 @@ def float_tiff(path: Path, side: int) -> None:
     """A deflate-compressed 32-bit float TIFF of side x side, almost all zeros (small on disk)."""
     a = np.zeros((side, side), np.float32)
     a[::97, ::89] = 0.7
-    Image.fromarray(a).save(path, compression="tiff_adobe_deflate")
+    Image.fromarray(a).save(path, "TIFF", compression="tiff_adobe_deflate")
 
 
 def palette_gif(path: Path, side: int) -> None:
@@ -73,7 +73,7 @@ def palette_gif(path: Path, side: int) -> None:
     im = Image.new("P", (side, side), 0)
     im.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     im.paste(1, (side // 2, 0, side, side))
-    im.save(path, transparency=0)
+    im.save(path, "GIF", transparency=0)
 
 
 def big_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> None:
@@ -89,7 +89,7 @@ def big_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> None:
 # --- one decode in a child process -------------------------------------------------------------
 
 _CHILD = r"""
-import importlib.util, json, resource, sys, time
+import importlib.util, json, sys, time
 spec = json.loads(sys.argv[1])
 if spec["module"]:
     m = importlib.util.spec_from_file_location("decode_under_test", spec["module"])
@@ -104,16 +104,18 @@ try:
     out = f"read: {rec.width}x{rec.height} {rec.mode} -> {img.size[0]}x{img.size[1]}"
 except DecodeError as exc:
     out = exc.reason
-print(json.dumps({"s": time.perf_counter() - t, "outcome": out,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+with open("/proc/self/status") as f:
+    rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(json.dumps({"s": time.perf_counter() - t, "outcome": out, "rss": rss}))
 """
 
 
 def decode_in_child(path: Path, kw: dict, module: str | None, timeout: float) -> dict:
     """Decode ``path`` in a fresh interpreter: wall time, the child's peak RSS, the outcome.
 
-    The peak is the child's own ``ru_maxrss`` at its end (``RUSAGE_CHILDREN`` here would give
-    the largest child so far, not this one's).
+    The peak is the child's ``VmHWM`` (Linux): ``ru_maxrss``, of the child itself or as
+    ``RUSAGE_CHILDREN`` here, starts from this process's peak (Linux carries it over fork and
+    exec) and would hide any smaller peak.
     """
     spec = json.dumps({"path": str(path), "kw": kw, "module": module})
     t = time.perf_counter()
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             path = tmp / (name + (".tif" if "tiff" in name else ".gif" if "gif" in name
                                   else ".jpg"))
-            # built in a child too: a child's ru_maxrss starts from its parent's at the fork,
-            # and building the big arrays here would show up as the decoder's peak
+            # built in a child too, so that this process stays small: the big arrays of a
+            # builder are gone when the next decode starts
             subprocess.run([sys.executable, __file__, "--build", name, str(path)], check=True)
             disk = os.stat(path).st_blocks * 512
             r = decode_in_child(path, {"max_side": args.max_side}, module, args.timeout)

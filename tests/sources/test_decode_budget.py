@@ -126,3 +126,105 @@ def test_folder_source_skips_the_hostile_files_with_their_reasons_and_reads_the_
     assert set(reasons) == {"scans.jpg", "sparse.jpg"}
     assert all(r.startswith("decode budget: ") for r in reasons.values())
 
+
+
+# --- decoded memory ----------------------------------------------------------------------------
+
+# The peak is the child's VmHWM: its ru_maxrss starts at the parent's peak (Linux carries
+# it over fork and exec), so under pytest it would hide any peak below pytest's own.
+_PEAK = """
+import sys
+from imgclust.errors import DecodeError
+from imgclust.sources.decode import decode_image
+
+def peak_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+base = peak_kb()
+try:
+    rec, img = decode_image(sys.argv[1], "x", **eval(sys.argv[2]))
+    print(f"read {rec.width}x{rec.height} {rec.mode} -> {img.size[0]}x{img.size[1]} {img.mode}")
+except DecodeError as exc:
+    print(exc.reason)
+print((peak_kb() - base) // 1024)
+"""
+
+
+def peak_growth(path: Path, **kw) -> tuple[str, int]:
+    """Decode in a fresh interpreter: (outcome, growth of its peak RSS in MB)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak memory is read from /proc/self/status (Linux)")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(path), repr(kw)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    return out[0], int(out[1])
+
+
+def test_image_over_the_decoded_memory_limit_is_refused_before_decoding(tmp_path):
+    p = tmp_path / "f32.tif"
+    redteam.float_tiff(p, 1000)  # 4 MB once decoded, 10 kB on disk
+    assert p.stat().st_size < 50_000
+    reason = refusal(p, max_decoded_bytes=3_000_000)
+    assert reason == ("decode budget: a 1000x1000 F image takes 4000000 bytes decoded, more than "
+                      "the limit of 3000000 (not decoded)")
+    assert decode(p, max_decoded_bytes=4_000_000)[1].size == (512, 512)
+
+
+def test_default_memory_limit_refuses_the_9400_pixel_float_tiff_from_its_header(tmp_path):
+    """9400x9400 float32 (630 kB on disk) took 2.4 GB to read; 337 MiB decoded is over the
+    default limit, so only its header is read."""
+    p = tmp_path / "f32.tif"
+    with open(p, "wb") as f:  # a header that claims 9400x9400 float32, and no data
+        Image.new("F", (1, 1)).save(f, "TIFF")
+    with Image.open(p) as im:
+        tags = dict(im.tag_v2)
+    tags[256], tags[257], tags[278] = 9400, 9400, 9400
+    Image.new("F", (1, 1)).save(p, "TIFF", tiffinfo=tags)
+    with Image.open(p) as im:
+        assert im.size == (9400, 9400) and im.mode == "F"
+    assert refusal(p).startswith("decode budget: a 9400x9400 F image takes 353440000 bytes")
+
+
+@pytest.mark.parametrize("make, limit_mb", [
+    # 16 MP palette GIF, left half transparent: to RGBA, a background and the composite at full
+    # size took about 270 MB; shrunk first (nearest, to 4 x max_side), then converted
+    (lambda p: redteam.palette_gif(p, 4000), 45),
+    # 9 MP float TIFF (36 MB decoded): float64 copies at full size took about 330 MB
+    (lambda p: redteam.float_tiff(p, 3000), 70),
+])
+def test_converting_to_rgb_takes_little_more_than_the_decoded_image(tmp_path, make, limit_mb):
+    p = tmp_path / "big"
+    make(p)
+    outcome, grew = peak_growth(p, max_side=224)
+    assert outcome.endswith("-> 224x224 RGB"), outcome
+    assert grew < limit_mb, f"{outcome}: the decoding process grew by {grew} MB"
+
+
+def test_transparent_palette_image_is_shrunk_with_the_right_colours(tmp_path):
+    p = tmp_path / "t.gif"
+    redteam.palette_gif(p, 3000)  # left half transparent (white), right half blue
+    _, img = decode(p, max_side=100)
+    assert img.size == (100, 100)
+    assert img.getpixel((10, 50)) == (255, 255, 255) and img.getpixel((90, 50)) == (0, 0, 255)
+
+
+def test_jpeg_is_decoded_at_the_smallest_draft_scale_that_covers_max_side(tmp_path, monkeypatch):
+    """A 5640x3172 wallpaper for max_side=512 decodes at 1/8 (705x397), not 1/4 (1410x793):
+    the draft size keeps the image's aspect, as the final shrink does."""
+    p = tmp_path / "wall.jpg"
+    Image.new("RGB", (5640, 3172), (30, 90, 150)).save(p, quality=80)
+    sizes = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    rec, img = decode(p, max_side=512)
+    assert sizes[0] == (705, 397)  # the size it was decoded at
+    assert (rec.width, rec.height) == (5640, 3172) and img.size == (512, 288)
+    assert max(abs(a - b) for a, b in zip(img.getpixel((200, 100)), (30, 90, 150))) <= 3

@@ -46,6 +46,13 @@ JPEG_SLACK_BYTES = 4 << 20
 #: writes 10 (6 for grey); NVIDIA's nvImageCodec refuses more than 256 by default.
 MAX_JPEG_SCANS = 100
 
+#: Most memory one image may take as decoded (at the scale it is decoded: JPEGs at their draft
+#: scale), in Pillow's storage: 4 bytes per pixel for RGB, RGBA, CMYK, 32-bit integer and
+#: float, 2 for 16-bit, 1 for L, P and 1-bit. 256 MiB is 67 MP of RGB (a 24 MP PNG photo takes
+#: 92 MiB), and refuses a 9400x9400 float TIFF (337 MiB, 630 kB on disk) from its header.
+#: Conversion to RGB then takes little more: images are shrunk before they are widened.
+MAX_DECODED_BYTES = 256 << 20
+
 #: Seconds one file may take to decode. Checked each time the decoder reads more of the file,
 #: so it is a backstop for what the checks above do not foresee, not an exact limit.
 DECODE_TIME_BUDGET_S = 30.0
@@ -60,6 +67,14 @@ REFUSED_FORMATS = frozenset({"EPS"})
 #: anything else would be a bug and is left to surface.
 _DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
                    ZeroDivisionError, MemoryError, struct.error)
+
+#: Modes Pillow resizes with a filter and that :func:`to_rgb` does not widen much: shrunk first.
+_FILTERED_MODES = frozenset({"L", "RGB", "RGBA", "LA", "CMYK", "YCbCr"})
+
+#: Other modes (palette, 1-bit, 16/32-bit, float) are first sampled (nearest) down to this
+#: many times ``max_side``, converted, then shrunk with a filter: a palette's transparency or a
+#: float image's range is converted exactly, at a bounded size.
+_SAMPLE_FACTOR = 4
 
 #: EXIF orientations that swap width and height (rotations by 90 or 270 degrees).
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -110,22 +125,29 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     mode = img.mode
     if mode == "RGB" and "transparency" not in img.info:
         return img
+    # one float32 copy, changed in place (no float64 temporaries: they took 40 bytes a pixel)
     if mode.startswith("I;16"):
-        a = np.asarray(img, dtype=np.float32) * (255.0 / 65535.0)
-        return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+        a = np.asarray(img, dtype=np.float32)
+        a *= 255.0 / 65535.0
+        return _gray_to_rgb(a)
     if mode in ("I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        a = np.where(np.isfinite(a), a, 0.0)
+        a = np.array(img, dtype=np.float32)
+        a[~np.isfinite(a)] = 0.0
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         if mode == "F" and lo >= 0.0 and hi <= 1.0:
-            a = a * 255.0
+            a *= 255.0
         elif lo >= 0.0 and hi <= 255.0:
             pass
         elif lo >= 0.0 and hi <= 65535.0:
-            a = a * (255.0 / 65535.0)
+            a *= 255.0 / 65535.0
+        elif hi > lo:
+            a -= lo
+            a *= 255.0 / (hi - lo)
         else:
-            a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+            a[:] = 0.0
+        return _gray_to_rgb(a)
+    if mode == "P" and "transparency" in img.info and img.palette is not None:
+        return _palette_on(img, background)
     if mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         base = Image.new("RGBA", rgba.size, background + (255,))
@@ -133,8 +155,51 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     return img.convert("RGB")
 
 
+def _gray_to_rgb(a: np.ndarray) -> Image.Image:
+    """float32 grey levels (changed in place) to an RGB image, rounded and clipped to 0..255."""
+    a += 0.5
+    np.clip(a, 0, 255, out=a)
+    return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+
+
+def _palette_on(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """A palette image with transparent entries, composited onto ``background``.
+
+    Transparency belongs to palette entries, so compositing each entry once gives the same
+    pixels as compositing every pixel (to rounding), with one RGB copy instead of three RGBA.
+    """
+    pal = np.array(img.getpalette("RGB"), dtype=np.float64).reshape(-1, 3)
+    alpha = np.full(len(pal), 255.0)
+    t = img.info["transparency"]
+    if isinstance(t, int):
+        if t < len(alpha):
+            alpha[t] = 0.0
+    else:
+        k = min(len(t), len(alpha))
+        alpha[:k] = np.frombuffer(bytes(t), dtype=np.uint8)[:k]
+    w = alpha[:, None] / 255.0
+    flat = np.rint(pal * w + np.asarray(background, np.float64) * (1.0 - w)).astype(np.uint8)
+    out = img.copy()
+    out.info.pop("transparency", None)
+    out.putpalette(flat.tobytes(), "RGB")
+    return out.convert("RGB")
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` scaled so that its longer side is ``side`` (each side at least 1)."""
+    w, h = size
+    scale = side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """What Pillow allocates for an image of this mode and size."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return size[0] * size[1] * per_pixel
+
+
 def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
-                 max_pixels: int = MAX_PIXELS,
+                 max_pixels: int = MAX_PIXELS, max_decoded_bytes: int = MAX_DECODED_BYTES,
                  time_budget_s: float | None = DECODE_TIME_BUDGET_S
                  ) -> tuple[ImageRecord, Image.Image]:
     """Read one image file into an RGB Pillow image.
@@ -155,6 +220,9 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
         Shrink the decoded image so that its longer side is at most this (``None``: keep).
     max_pixels : int
         Refuse images with more pixels than this before decoding them.
+    max_decoded_bytes : int
+        Refuse images that would take more memory than this once decoded (after a JPEG's
+        draft scale), from their header; see :data:`MAX_DECODED_BYTES`.
     time_budget_s : float or None
         Give up on a file still decoding after this many seconds (``None``: no limit). A file
         refused so is refused again at once, unchanged, for the rest of the process. JPEGs far
@@ -207,13 +275,24 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
             orientation = im.getexif().get(0x0112)
             if isinstance(orientation, int) and orientation in _SWAPS_AXES:
                 width, height = height, width
-            if max_side and im.format in ("JPEG", "MPO"):
-                im.draft("RGB", (max_side, max_side))  # decode JPEGs at reduced scale
+            if max_side and im.format in ("JPEG", "MPO") and max(im.size) > max_side:
+                # decoded at 1/2, 1/4 or 1/8 scale, the smallest that still covers max_side
+                im.draft("RGB", _fit(im.size, max_side))
+            need = _decoded_bytes(im.mode, im.size)
+            if need > max_decoded_bytes:
+                raise DecodeError(
+                    path, f"decode budget: a {im.size[0]}x{im.size[1]} {im.mode} image takes "
+                    f"{need} bytes decoded, more than the limit of {max_decoded_bytes} "
+                    "(not decoded)")
             im.load()
             ImageOps.exif_transpose(im, in_place=True)  # in memory only; saves a full copy
             img = im
-            if max_side and max(img.size) > max_side and img.mode in ("RGB", "L", "RGBA", "LA"):
-                img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)  # before widening
+            if max_side and max(img.size) > max_side:  # shrink before widening to RGB
+                if img.mode in _FILTERED_MODES:
+                    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+                elif max(img.size) > _SAMPLE_FACTOR * max_side:
+                    img = img.resize(_fit(img.size, _SAMPLE_FACTOR * max_side),
+                                     Image.Resampling.NEAREST)
             img = to_rgb(img)
     except DecodeError:
         raise
