@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", help="decode.py from this git revision instead of the tree's")
     ap.add_argument("--only", default="", help="only cases whose name contains this")
+    ap.add_argument("--skip", default="", help="leave out cases whose name contains this")
     ap.add_argument("--max-side", type=int, default=224, help="max_side passed to decode_image")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a child is killed")
     ap.add_argument("--build", nargs=2, metavar=("CASE", "PATH"), help=argparse.SUPPRESS)
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| case | file | on disk | decode s | peak RSS MB | outcome |")
         print("|------|------|--------:|-------:|------------:|---------|")
         for name, _, what in CASES:
-            if args.only not in name:
+            if args.only not in name or (args.skip and args.skip in name):
                 continue
             path = tmp / (name + (".tif" if "tiff" in name else ".gif" if "gif" in name
                                   else ".jpg"))

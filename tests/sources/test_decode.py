@@ -300,3 +300,16 @@ def test_file_deleted_once_opened_is_still_read_from_its_descriptor(tmp_path, mo
     _, img = decode(p)
     assert_halves(img, RED, BLUE)
     assert not p.exists()
+
+
+def test_palette_with_partial_alpha_matches_compositing_every_pixel():
+    """to_rgb composites each palette entry once; the pixels are those of an RGBA composite."""
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 6, (9, 11), dtype=np.uint8), "P")
+    img.putpalette(rng.integers(0, 256, 18, dtype=np.uint8).tobytes())
+    img.info["transparency"] = bytes([0, 40, 128, 200, 255])  # entry 5 has none: opaque
+    rgba = img.convert("RGBA")
+    expected = Image.alpha_composite(Image.new("RGBA", img.size, WHITE + (255,)), rgba)
+    got = np.asarray(to_rgb(img)).astype(int)
+    assert np.abs(got - np.asarray(expected.convert("RGB")).astype(int)).max() <= 1
+    assert "transparency" in img.info  # the input is left as it was

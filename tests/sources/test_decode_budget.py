@@ -69,8 +69,22 @@ def test_scans_are_counted_in_the_image_not_in_its_metadata(tmp_path):
     raw = p.read_bytes()
     app1 = b"\xff\xe1" + (len(data) + 2).to_bytes(2, "big") + data  # a segment holding a JPEG
     p.write_bytes(raw[:2] + app1 + raw[2:])
-    assert dec._jpeg_scan_count(memoryview(p.read_bytes()), 10 ** 6) < 20
+    with open(p, "rb") as f:
+        assert 1 < dec._jpeg_scan_count(f.fileno(), 10 ** 6) < 20
     assert decode(p)[1].getpixel((5, 5))[1] > 180
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 20])
+def test_scan_count_is_the_same_whatever_the_read_block(tmp_path, monkeypatch, block):
+    """Entropy-coded data is searched a block at a time: a marker split over two blocks counts."""
+    import numpy as np
+
+    p = tmp_path / "noise.jpg"
+    rng = np.random.default_rng(1)  # noise: many stuffed 0xFF 0x00 pairs in the scans
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(p, progressive=True)
+    monkeypatch.setattr(dec, "_BLOCK", block)
+    with open(p, "rb") as f:
+        assert dec._jpeg_scan_count(f.fileno(), 10 ** 6) == p.read_bytes().count(b"\xff\xda")
 
 
 def test_jpeg_far_larger_than_its_pixels_is_refused_without_reading_it(tmp_path):
@@ -84,7 +98,7 @@ def test_jpeg_far_larger_than_its_pixels_is_refused_without_reading_it(tmp_path)
 
 def without_the_jpeg_checks(monkeypatch) -> None:
     monkeypatch.setattr(dec, "MAX_JPEG_BYTES_PER_PIXEL", 10 ** 9)
-    monkeypatch.setattr(dec, "_jpeg_scan_count", lambda buf, stop_after: 0)
+    monkeypatch.setattr(dec, "_jpeg_scan_count", lambda fd, stop_after: 0)
 
 
 def test_time_budget_stops_a_decode_that_keeps_reading(tmp_path, monkeypatch):

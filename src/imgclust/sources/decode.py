@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import io
-import mmap
 import os
 import re
 import stat
@@ -72,8 +71,8 @@ _DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyEr
 _FILTERED_MODES = frozenset({"L", "RGB", "RGBA", "LA", "CMYK", "YCbCr"})
 
 #: Other modes (palette, 1-bit, 16/32-bit, float) are first sampled (nearest) down to this
-#: many times ``max_side``, converted, then shrunk with a filter: a palette's transparency or a
-#: float image's range is converted exactly, at a bounded size.
+#: many times ``max_side``, converted, then shrunk with a filter: a palette's transparency is
+#: kept exactly, a float image's range is read from the sample, at a bounded size.
 _SAMPLE_FACTOR = 4
 
 #: EXIF orientations that swap width and height (rotations by 90 or 270 degrees).
@@ -250,8 +249,7 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     """
     _enable_heif()
     _stat_regular(path)  # the reasons for links, folders and pipes, without opening them
-    f = _open_regular(path)  # the file may have been swapped since: checked on the descriptor
-    st = os.fstat(f.fileno())
+    f, st = _open_regular(path)  # the file may have been swapped since: checked on the descriptor
     identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, time_budget_s)
     try:
         if st.st_size == 0:
@@ -270,7 +268,7 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                     path, f"image too large: {width}x{height} = {width * height} pixels "
                     f"exceeds the limit of {max_pixels} (decompression-bomb guard; not decoded)")
             if im.format in ("JPEG", "MPO"):
-                _check_jpeg_budget(path, im, f, st.st_size)
+                _check_jpeg_budget(path, im, f.fileno(), st.st_size)
             # the first frame is the current one after open(); no need to seek or count frames
             orientation = im.getexif().get(0x0112)
             if isinstance(orientation, int) and orientation in _SWAPS_AXES:
@@ -299,9 +297,10 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     except _OverBudget:
         reason = (f"decode budget: still decoding after {time_budget_s:g} s "
                   "(time budget; not decoded)")
-        if len(_OVER_TIME) >= 4096:
-            _OVER_TIME.pop(next(iter(_OVER_TIME)))
-        _OVER_TIME[identity] = reason
+        with _OVER_TIME_LOCK:  # decoding runs on several threads
+            if len(_OVER_TIME) >= 4096:
+                _OVER_TIME.pop(next(iter(_OVER_TIME)))
+            _OVER_TIME[identity] = reason
         raise DecodeError(path, reason) from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked inside open()
         m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
@@ -343,7 +342,7 @@ def _stat_regular(path: str) -> os.stat_result:
     return st
 
 
-def _check_jpeg_budget(path: str, im: Image.Image, f: _BudgetedFile, size: int) -> None:
+def _check_jpeg_budget(path: str, im: Image.Image, fd: int, size: int) -> None:
     """Refuse a JPEG bigger than its pixels can need, or progressive with too many scans."""
     w, h = im.size
     frames = getattr(im, "n_frames", 1) if im.format == "MPO" else 1  # MPO: several JPEGs
@@ -351,31 +350,32 @@ def _check_jpeg_budget(path: str, im: Image.Image, f: _BudgetedFile, size: int) 
     if size > limit:
         raise DecodeError(path, f"decode budget: {size} bytes for a {w}x{h} {im.format}, more "
                           f"than the {limit} a {im.format} of that size can need (not decoded)")
-    if im.info.get("progressive"):
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            if _jpeg_scan_count(buf, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
-                raise DecodeError(path, f"decode budget: progressive JPEG with more than "
-                                  f"{MAX_JPEG_SCANS} scans (not decoded)")
+    if im.info.get("progressive") and _jpeg_scan_count(fd, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        raise DecodeError(path, f"decode budget: progressive JPEG with more than "
+                          f"{MAX_JPEG_SCANS} scans (not decoded)")
 
 
 #: In entropy-coded data an 0xFF is followed by 0x00 (a stuffed byte), a restart marker
 #: 0xD0-0xD7 or another 0xFF (fill): anything else is the next marker.
 _NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+_BLOCK = 1 << 20
 
 
-def _jpeg_scan_count(buf, stop_after: int) -> int:
-    """Scans (SOS segments) of the first image in a JPEG, counted up to ``stop_after + 1``.
+def _jpeg_scan_count(fd: int, stop_after: int) -> int:
+    """Scans (SOS segments) of the first image in a JPEG file, counted up to ``stop_after + 1``.
 
     Walks the marker segments by their lengths, so JPEGs inside metadata (an EXIF thumbnail)
-    are skipped, and jumps over each scan's entropy-coded data with one regular-expression
-    search. Stops at the first EOI, at the end of the data or at anything that is not a
-    marker (left to the decoder to call corrupt).
+    are skipped, and jumps over each scan's entropy-coded data with a regular-expression search
+    a block at a time. Stops at the first EOI, at the end of the file or at anything that is
+    not a marker (left to the decoder to call corrupt). Reads with ``pread`` (no memory map: a
+    file truncated meanwhile would kill the process with SIGBUS).
     """
-    n, i, scans = len(buf), 2, 0
-    while i + 4 <= n:
-        if buf[i] != 0xFF:
+    i, scans = 2, 0
+    while True:
+        head = os.pread(fd, 4, i)
+        if len(head) < 4 or head[0] != 0xFF:
             break
-        marker = buf[i + 1]
+        marker = head[1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1
             continue
@@ -384,16 +384,27 @@ def _jpeg_scan_count(buf, stop_after: int) -> int:
         if 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):  # markers without a length
             i += 2
             continue
-        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
+        i += 2 + ((head[2] << 8) | head[3])
         if marker == 0xDA:
             scans += 1
             if scans > stop_after:
                 break
-            m = _NEXT_MARKER.search(buf, i)
-            if m is None:
+            i = _next_marker(fd, i)
+            if i < 0:
                 break
-            i = m.start()
     return scans
+
+
+def _next_marker(fd: int, i: int) -> int:
+    """Offset of the first marker at or after ``i`` in entropy-coded data, or -1."""
+    while True:
+        block = os.pread(fd, _BLOCK + 1, i)
+        m = _NEXT_MARKER.search(block)
+        if m:
+            return i + m.start()
+        if len(block) <= _BLOCK:  # the end of the file
+            return -1
+        i += _BLOCK  # the block's last byte is read again, with the byte that follows it
 
 
 class _OverBudget(Exception):
@@ -418,10 +429,13 @@ class _BudgetedFile(io.BufferedReader):
 
 #: Files refused for time, by (device, inode, size, mtime, budget): refused again at once.
 _OVER_TIME: dict[tuple, str] = {}
+_OVER_TIME_LOCK = threading.Lock()
 
 
-def _open_regular(path: str) -> _BudgetedFile:
+def _open_regular(path: str) -> tuple[_BudgetedFile, os.stat_result]:
     """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    Returns the open file and the ``fstat`` of its descriptor.
 
     ``O_NONBLOCK`` makes opening a named pipe return at once instead of waiting for a writer
     (on a regular file the flag does nothing); ``fstat`` of the opened descriptor then tells
@@ -440,7 +454,7 @@ def _open_regular(path: str) -> _BudgetedFile:
             raise DecodeError(path, "is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
             raise DecodeError(path, f"not a regular file ({_kind(st)}); not read")
-        return _BudgetedFile(io.FileIO(fd, "r", closefd=True))
+        return _BudgetedFile(io.FileIO(fd, "r", closefd=True)), st
     except BaseException:
         os.close(fd)
         raise
