@@ -122,3 +122,17 @@ def test_out_inside_the_source_is_not_clustered_on_the_next_run(color_folder):
     assert other.returncode == 0, other.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_images"] == len(truth) and summary["n_skipped"] == 0
+
+
+def test_a_relative_source_is_found_by_report_from_another_directory(tmp_path, make_colors):
+    make_colors(tmp_path / "work" / "imgs", n_per=4, size=8)
+    (tmp_path / "elsewhere").mkdir()
+    res = imgclust("run", "imgs", "-o", "../run", "-f", "pixels:4", "-m", "kmeans", "-k", "3",
+                   "-q", "--no-report", cwd=tmp_path / "work")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["source"] == str(tmp_path / "work" / "imgs")
+    rep = imgclust("report", "../run", "-q", cwd=tmp_path / "elsewhere")
+    assert rep.returncode == 0, rep.stderr
+    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "cannot be shown" not in html and "source unavailable" not in html

@@ -154,3 +154,13 @@ def test_a_run_directory_inside_the_folder_is_not_read(tmp_path):
 def test_an_empty_source_is_a_usage_error_not_the_working_directory():
     with pytest.raises(ConfigError, match="source is empty"):
         open_source("")
+
+
+def test_the_source_is_stored_absolute(tmp_path, monkeypatch):
+    good_and_bad(tmp_path / "imgs", n_good=2)
+    np.savez(tmp_path / "a.npz", images=np.zeros((3, 4, 4), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert FolderSource("imgs").spec == str(tmp_path / "imgs")
+    assert open_source("./imgs/../imgs").spec == str(tmp_path / "imgs")
+    assert open_source("a.npz").spec == str(tmp_path / "a.npz")
+    assert open_source("dataset:digits").spec == "dataset:digits"

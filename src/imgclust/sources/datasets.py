@@ -1,6 +1,7 @@
 """Datasets that ship inside installed packages (no download, ever)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -56,6 +57,6 @@ def load_npz(path: str | Path) -> ArraySource:
         names = [str(u) for u in uniq]
         labels = np.searchsorted(uniq, labels)
     try:
-        return ArraySource(str(path), images, labels, names)
+        return ArraySource(os.path.abspath(path), images, labels, names)  # found from anywhere
     except ValueError as exc:
         raise SourceError(str(exc)) from None

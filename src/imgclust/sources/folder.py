@@ -58,7 +58,9 @@ class FolderSource(Source):
     def __init__(self, root: str | Path, labels_from_folders: bool = False,
                  max_side: int | None = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> None:
         super().__init__()
-        self.root = Path(root)
+        # absolute (not resolved: a symlinked root keeps its name), so that the run directory
+        # finds its images again from any working directory (summary.json "source")
+        self.root = Path(os.path.abspath(root))
         if not self.root.is_dir():
             raise SourceError(f"{root}: not a folder")
         self.spec = str(self.root)
