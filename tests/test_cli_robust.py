@@ -136,3 +136,15 @@ def test_a_relative_source_is_found_by_report_from_another_directory(tmp_path, m
     assert rep.returncode == 0, rep.stderr
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "cannot be shown" not in html and "source unavailable" not in html
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: np.savez(p, images=np.where(np.eye(4)[None], np.inf, 0.5).repeat(3, 0)),
+     "12 pixel value(s) are NaN or infinite, in 3 of 3 images"),
+    (lambda p: p.write_bytes(b""), "not an .npz archive"),  # was EOFError: 'aborted', exit 130
+])
+def test_a_bad_npz_is_one_line_exit_1(tmp_path, make, message):
+    make(tmp_path / "x.npz")
+    res = imgclust("run", tmp_path / "x.npz", "-o", tmp_path / "r", *FAST)
+    assert res.returncode == 1 and message in one_line_error(res)
+    assert not (tmp_path / "r").exists()

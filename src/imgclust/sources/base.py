@@ -86,7 +86,20 @@ class Source(ABC):
 
 
 class ArraySource(Source):
-    """Images held in one array of shape (n, H, W) or (n, H, W, C)."""
+    """Images held in one array of shape (n, H, W) or (n, H, W, C).
+
+    ``uint8`` pixels are used as they are. Other numbers (integers, floats, bool) share one
+    scale for the whole array, so that contrast between images is kept: values in [0, 1] are
+    multiplied by 255, values above 1 divided by the array's maximum, and an array with
+    negative values (standardised data) is mapped from its minimum..maximum onto 0..255.
+
+    Raises
+    ------
+    ValueError
+        A wrong shape, an empty image, a dtype that is not numbers (strings, complex, records),
+        NaN or infinite values (one +inf would turn every image black), or a label count that
+        is not the image count. The message names the array and the values.
+    """
 
     def __init__(self, spec: str, images: np.ndarray, labels: np.ndarray | None = None,
                  label_names: list[str] | None = None) -> None:
@@ -94,17 +107,36 @@ class ArraySource(Source):
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
             raise ValueError(
                 f"{spec}: images must be (N, H, W) or (N, H, W, C), got {images.shape}")
+        if images.dtype.kind not in "biuf":
+            raise ValueError(f"{spec}: images of dtype {images.dtype}; expected real numbers "
+                             "(uint8, other integers, floats or bool)")
+        if len(images) == 0:
+            raise ValueError(f"{spec}: no images (shape {images.shape})")
+        if 0 in images.shape[1:3]:
+            raise ValueError(f"{spec}: images of {images.shape[1]} x {images.shape[2]} pixels "
+                             "(height x width); an image needs at least one pixel")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{spec}: {len(labels)} labels for {len(images)} images")
         self.spec = spec
         self.images = images
         self._labels = labels
         self._label_names = label_names
-        # one scale for the whole array, so that contrast between images is kept
-        self._scale = 255.0
+        self._offset, self._scale = 0.0, 255.0
         if images.dtype != np.uint8:
-            hi = float(np.nanmax(images)) if images.size else 1.0
-            self._scale = 255.0 if hi <= 1.0 else 255.0 / hi
+            if images.dtype.kind == "f":
+                bad = ~np.isfinite(images)
+                if bad.any():
+                    n_bad = int(bad.sum())
+                    n_img = int(bad.reshape(len(images), -1).any(axis=1).sum())
+                    raise ValueError(
+                        f"{spec}: {n_bad} pixel value(s) are NaN or infinite, in {n_img} of "
+                        f"{len(images)} images; fix the array (numpy.nan_to_num, or drop those "
+                        "images) and try again")
+            lo, hi = float(images.min()), float(images.max())
+            if lo < 0:  # standardised data: its whole range, not only the positive half
+                self._offset, self._scale = lo, (255.0 / (hi - lo) if hi > lo else 1.0)
+            else:
+                self._scale = 255.0 if hi <= 1.0 else 255.0 / hi
 
     def candidates(self) -> list[str]:
         return [str(i) for i in range(len(self.images))]
@@ -114,7 +146,7 @@ class ArraySource(Source):
         if a.ndim == 3 and a.shape[2] == 1:
             a = a[:, :, 0]
         if a.dtype != np.uint8:
-            a = np.nan_to_num(a.astype(np.float64)) * self._scale
+            a = (a.astype(np.float64) - self._offset) * self._scale
             a = np.clip(a, 0, 255).round().astype(np.uint8)
         img = Image.fromarray(a)
         rec = ImageRecord(id=image_id, path=None, width=img.width, height=img.height, mode=img.mode)
