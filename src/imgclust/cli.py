@@ -51,7 +51,20 @@ def _k_range(text: str) -> tuple[int, int]:
         lo, hi = (int(x) for x in text.split(":"))
     except ValueError:
         raise ConfigError(f"--k-range {text!r} must look like 2:15") from None
+    if lo < 2 or hi < lo:  # checked here: before the run folder is made
+        raise ConfigError(f"--k-range {text!r}: need 2 <= LOW <= HIGH")
     return lo, hi
+
+
+def _k(text: str) -> str:
+    """``-k``: 'auto' or a whole number of at least 1, checked before anything runs."""
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise ConfigError(f"k={text} must be 'auto' or a whole number of at least 1")
+    return text
+
+
+#: a seed scikit-learn and numpy accept (RandomState: 0 .. 2**32 - 1)
+SEED_MAX = 2**32 - 1
 
 
 def safe_text(text: str) -> str:
@@ -130,8 +143,8 @@ def run(
     labels: Optional[str] = typer.Option(None, help="'folders': class subfolders, for evaluation only."),
     export: Optional[str] = typer.Option(None, help="Per-cluster folders: copy, link or move."),
     overwrite: bool = typer.Option(False, help="Replace an earlier run in --out."),
-    seed: int = typer.Option(0, help="Random seed."),
-    batch_size: int = typer.Option(256, help="Images decoded per batch (bounds memory)."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    batch_size: int = typer.Option(256, min=1, help="Images decoded per batch (bounds memory)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
     map_method: str = typer.Option("auto", "--map", help="The report's 2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
@@ -139,6 +152,7 @@ def run(
     """Cluster images and write clusters.csv, summary.json, report.html (and folders with --export)."""
     from imgclust.pipeline import run as run_api
 
+    k = _k(k)
     with _marks_interrupted(out):
         res = run_api(source, out, features=features, method=method, k=k, criterion=criterion,
                       k_range=_k_range(k_range), labels=labels, seed=seed, export=export,
@@ -171,13 +185,18 @@ def compare(
     k_range: str = typer.Option("2:15"),
     labels: Optional[str] = typer.Option(None),
     overwrite: bool = typer.Option(False),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
 ) -> None:
     """Several methods on the same features: metrics table and pairwise ARI agreement."""
     from imgclust.pipeline import compare as compare_api
 
+    k = _k(k)
+    twice = sorted({m for m in method if method.count(m) > 1})
+    if twice:  # each method is a column of compare.csv and a row of the agreement matrix
+        raise ConfigError(f"method {', '.join(map(repr, twice))} is given twice; "
+                          "name each method once")
     with _marks_interrupted(out):
         res = compare_api(source, out, methods=method, features=features, k=k,
                           k_range=_k_range(k_range), labels=labels, seed=seed,
@@ -232,20 +251,34 @@ def bench(
     features: List[str] = typer.Option(None, "--features", "-f", help="Repeat; default pixels and pixels,pca:50."),
     method: List[str] = typer.Option(None, "--method", "-m", help="Repeat; default: every method."),
     k: str = typer.Option("true", "--k", "-k", help="'true' (number of classes), 'auto' or N."),
-    seeds: int = typer.Option(1, help="Repeat every row over this many seeds."),
+    seeds: int = typer.Option(1, min=1, help="Repeat every row over this many seeds."),
     no_default: bool = typer.Option(False, help="Leave out the auto/auto default row."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one per row."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a Markdown table."),
     memory: bool = typer.Option(False, "--memory", help="Also trace peak memory (tracemalloc; slows "
                                 "Python-heavy steps, so seconds are not comparable)."),
+    supervised: bool = typer.Option(False, "--supervised", help="Also an SVM and a random forest on "
+                                    "a stratified 75/25 split of the same features (default: no -f, "
+                                    "i.e. the auto default's features, and -m kmeans)."),
+    cluster_feats: bool = typer.Option(False, "--cluster-features", help="Instead of the matrix: "
+                                       "logistic regression on k-means distances (k by 3-fold grid "
+                                       "search) against one on the plain features (-f, default "
+                                       "pixels)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for bench.json (and "
+                                       "supervised.html with --supervised): new, empty or an "
+                                       "earlier bench's."),
 ) -> None:
     """Score the feature x method matrix against labels: ACC, NMI, ARI, seconds (and peak memory)."""
-    from imgclust.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate
+    from imgclust.bench import DEFAULT_FEATURES, DEFAULT_METHODS, aggregate, check_bench_out
     from imgclust.bench import bench as bench_api
 
+    if k not in ("true", "auto") and not (k.isdigit() and int(k) >= 1):
+        raise ConfigError(f"-k {k!r} must be 'true', 'auto' or a whole number of at least 1")
     kk: Any = k if k in ("true", "auto") else int(k)
     keys = ["data", "features", "method", "seed", "k", "criterion", "acc", "nmi", "ari",
-            "noise", "seconds", "peak_mb"]
+            "noise", "test_acc", "seconds", "peak_mb"]
+    if out is not None:
+        check_bench_out(out, supervised)  # refuse a user's folder before the first image is read
 
     def show(row: dict[str, Any]) -> None:
         if as_json:
@@ -255,14 +288,37 @@ def bench(
                                 + (f"  error={row['error']}" if "error" in row else "")),
                       markup=False)
 
-    rows = bench_api(source or ["dataset:digits"], features or DEFAULT_FEATURES,
-                     method or DEFAULT_METHODS, k=kk, seeds=range(seeds),
-                     include_default=not no_default, on_row=show, memory=memory)
+    sources = source or ["dataset:digits"]
+    rows: list[dict[str, Any]] = []
+    if cluster_feats:
+        from imgclust.bench import CLUSTER_FEATURES_DEFAULT, clusters_as_features
+
+        rows += clusters_as_features(sources, features or CLUSTER_FEATURES_DEFAULT,
+                                     seeds=range(seeds), on_row=show)
+    if supervised or not cluster_feats:
+        default_f, default_m = ((), ("kmeans",)) if supervised else (DEFAULT_FEATURES, DEFAULT_METHODS)
+        rows += bench_api(sources, features or default_f, method or default_m, k=kk,
+                          seeds=range(seeds), include_default=not no_default, on_row=show,
+                          memory=memory, supervised=supervised)
+    if out is not None:
+        from imgclust.bench import write_bench_out
+
+        write_bench_out(rows, out, config={"sources": sources, "features": features,
+                                           "methods": method, "k": k, "seeds": seeds,
+                                           "supervised": supervised,
+                                           "cluster_features": cluster_feats})
+        if not as_json:
+            console.print(f"written to {safe_text(str(out))}", markup=False)
     if as_json:
         return
     agg = aggregate(rows)
     if markdown:
-        print(_markdown_table(agg, seeds))
+        if agg:
+            print(_markdown_table(agg, seeds))
+        _print_bench_extras(rows, markdown=True)
+        return
+    if not agg:
+        _print_bench_extras(rows, markdown=False)
         return
     t = Table(title="bench (mean ± sd over seeds)")
     for col in ("data", "features", "method", "k", "acc", "nmi", "ari", "seconds", "peak MB"):
@@ -273,6 +329,7 @@ def bench(
                   pm("acc"), pm("nmi"),
                   pm("ari"), f"{r.get('seconds', 0):.2f}", _mb(r))
     console.print(t)
+    _print_bench_extras(rows, markdown=False)
 
 
 def _mb(r: dict[str, Any]) -> str:
@@ -322,15 +379,43 @@ def undo(out: Path = typer.Argument(..., help="Run directory of an --export move
 
 
 @app.command()
-def methods() -> None:
-    """List the registered feature steps and clustering methods."""
+def methods(name: Optional[str] = typer.Argument(
+        None, help="A feature step or clustering method to describe.")) -> None:
+    """List the feature steps and clustering methods, or describe one (NAME)."""
+    from rich.text import Text
+
     from imgclust.cluster import registry as creg
     from imgclust.features import registry as freg
 
     freg.load_builtins()
     creg.load_builtins()
-    console.print("features: " + ", ".join(freg.names()))
-    console.print("methods:  " + ", ".join(creg.names()))
+    regs = (("feature steps (-f)", freg), ("clustering methods (-m)", creg))
+    if name is None:
+        for title, reg in regs:
+            table = Table(title=title, title_justify="left", show_header=False, box=None)
+            table.add_column(no_wrap=True)
+            table.add_column()
+            for n in reg.names():
+                table.add_row(Text(n), Text(reg.describe(n)["summary"]))
+            console.print(table)
+        console.print("imgclust methods NAME describes one and lists its parameters.")
+        return
+    found = [reg.describe(name) for _, reg in regs if name in reg.names()]
+    if not found:
+        raise ConfigError(f"unknown feature step or method {name!r}; valid names: "
+                          f"{', '.join(freg.names() + creg.names())}")
+    for d in found:
+        console.print(Text(f"{d['name']} ({d['kind']})", style="bold"))
+        console.print(Text(d["description"]))
+        for c in d.get("criteria", []):
+            console.print(Text(f"  k auto by {c['name']}: {c['meaning']}"))
+        table = Table(title="parameters", title_justify="left")
+        for col in ("name", "type", "default"):
+            table.add_column(col)
+        for p in d["parameters"]:
+            pos = " (positional)" if p["name"] == d["primary"] else ""
+            table.add_row(Text(p["name"] + pos), Text(p["type"]), Text(repr(p["default"])))
+        console.print(table)
 
 
 @app.command()
@@ -344,7 +429,7 @@ def recluster(
     report: bool = typer.Option(True, "--report/--no-report", help="Rewrite RUN_DIR/report.html."),
 ) -> None:
     """A new k or method on the run's cached features, in seconds (nothing is decoded again)."""
-    from imgclust.run.recluster import recluster as recluster_api
+    from imgclust.run.reclustering import recluster as recluster_api
 
     lo_hi = _k_range(k_range)
     res = recluster_api(run_dir, k=k, method=method, criterion=criterion, k_range=lo_hi,
@@ -373,6 +458,70 @@ def assign(
     console.print(f"written to {safe_text(str(stats['file']))}", markup=False)
 
 
+@app.command()
+def segment(
+    image: Path = typer.Argument(..., help="The image file to segment (never modified)."),
+    colors: List[int] = typer.Option([8], "--colors", "-c", help="Number of colours; repeat for several segmentations."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (new, empty or an earlier segment's)."),
+    seed: int = typer.Option(0, help="Random seed (pixel sample and k-means)."),
+    max_side: int = typer.Option(2048, help="Segment a copy downscaled to this longer side."),
+) -> None:
+    """Colour segmentation by k-means over the pixels: segmented-K.png, palette-K.png/.json, segment.html."""
+    from imgclust.segment import segment_file
+
+    res = segment_file(image, colors, out, random_state=seed, max_side=max_side)
+    for k, cols in res["palettes"].items():
+        console.print(f"{k} colours: " + "  ".join(f"{c['hex']} {100 * c['share']:.1f}%"
+                                                 for c in cols), markup=False)
+    console.print(f"written to {safe_text(str(Path(out) / 'segment.html'))}", markup=False)
+
+
+def _bench_extra_tables(rows: list[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, cells) of the supervised and clusters-as-features summaries of a bench."""
+    from imgclust.bench import cluster_features_summary, supervised_summary
+
+    def pm(d: dict[str, Any] | None, key: str = "acc") -> str:
+        return f"{d[key]:.3f} ± {d[key + '_sd']:.3f}" if d and key in d else "–"
+
+    tables = []
+    sup = supervised_summary(rows)
+    if sup:
+        models = list(dict.fromkeys(m for s in sup for m in s["models"]))
+        tables.append(("supervised baselines (test accuracy, stratified 75/25; mean ± sd over seeds)",
+                       ["data", "features", "unsupervised ACC", *models],
+                       [[Path(s["data"]).name, s["features"] if s["features"] == s["spec"]
+                         else f"{s['features']} ({s['spec']})",
+                         "; ".join(f"{u['method']} {pm(u)}" for u in s["unsupervised"]) or "–",
+                         *[pm(s["models"].get(m)) for m in models]] for s in sup]))
+    cf = cluster_features_summary(rows)
+    if cf:
+        tables.append(("k-means distances as features (test accuracy, stratified 75/25)",
+                       ["data", "features", "logistic regression", "k-means distances + LR",
+                        "k (grid search)", "error rate"],
+                       [[Path(c["data"]).name, c["features"], pm(c["plain"]), pm(c["clustered"]),
+                         ", ".join(str(k) for k in c["k"]),
+                         f"{100 * c['plain_error']:.1f} % -> {100 * c['clustered_error']:.1f} % "
+                         f"({100 * c['error_change']:+.0f} %)"] for c in cf]))
+    return tables
+
+
+def _print_bench_extras(rows: list[dict[str, Any]], markdown: bool) -> None:
+    for title, header, cells in _bench_extra_tables(rows):
+        if markdown:
+            print(f"\n{title}\n")
+            print("| " + " | ".join(header) + " |")
+            print("|" + "---|" * len(header))
+            for c in cells:
+                print("| " + " | ".join(safe_text(v).replace("|", "\\|") for v in c) + " |")
+            continue
+        t = Table(title=title)
+        for col in header:
+            t.add_column(col)
+        for c in cells:
+            t.add_row(*[_cell(v) for v in c])
+        console.print(t)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -398,11 +547,20 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
+    except OSError as exc:
+        # the system refused a read or write (a full disk, no permission, a folder gone):
+        # one line naming the file (atomic writes name it), exit 1
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {safe_text(where + (exc.strerror or str(exc)))}", markup=False)
+        sys.exit(1)
     except Exception as exc:
         # usage errors are click's ClickException (vendored as typer._click by typer >= 0.2x,
-        # so there may be no 'click' to import): they show themselves and carry an exit code
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        # so there may be no 'click' to import): one line and their exit code (2)
+        fmt = getattr(exc, "format_message", None)
+        if callable(fmt) and isinstance(getattr(exc, "exit_code", None), int):
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err.print(f"error: {safe_text(fmt())}{hint}", markup=False)
             sys.exit(exc.exit_code)
         raise
     if code == 130:

@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(result, name)
     if name == "recluster":
-        from imgclust.run.recluster import recluster
+        from imgclust.run.reclustering import recluster
 
         return recluster
     if name == "RunDir":

@@ -172,12 +172,8 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
 
 
 def _fit_array_step(name: str, est: Any, X: np.ndarray) -> np.ndarray:
-    params = est.get_params(deep=False)
-    cap = min(X.shape)
-    # an integer n_components larger than the data allows is lowered to what the data allows
-    if isinstance(params.get("n_components"), (int, np.integer)) and params["n_components"] > cap \
-            and type(est).__name__ == "PCA":
-        est.set_params(n_components=cap)
+    """Fit one array step on ``X`` and return its output (parameters are never rewritten:
+    ``pca``'s cap on n_components lives inside its own fit)."""
     from imgclust.run.model import NON_INDUCTIVE
     from imgclust.registry import parse_spec
 
@@ -211,7 +207,7 @@ def transform_new(steps: Sequence[tuple[str, Any]], batches: Iterable[tuple[list
     recs_all: list[Any] = []
     chunks: list[np.ndarray] = []
     for recs, imgs in batches:
-        if imgs:
+        if len(imgs):
             X = steps[0][1].transform(imgs)
             for _, est in steps[1:]:
                 X = est.transform(X)
