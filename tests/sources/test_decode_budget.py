@@ -203,11 +203,11 @@ def test_default_memory_limit_refuses_the_9400_pixel_float_tiff_from_its_header(
 
 
 @pytest.mark.parametrize("make, limit_mb", [
-    # 16 MP palette GIF, left half transparent: to RGBA, a background and the composite at full
-    # size took 268 MB; sampled first (nearest, to 4 x max_side), then converted: 26 MB
-    (lambda p: redteam.palette_gif(p, 4000), 45),
-    # 9 MP float TIFF (36 MB decoded): float64 copies at full size took 249 MB; now 52 MB
-    (lambda p: redteam.float_tiff(p, 3000), 70),
+    # 9 MP palette GIF, left half transparent: to RGBA, a background and the composite at full
+    # size took 154 MB; sampled first (nearest, to 4 x max_side), then converted: 19 MB
+    (lambda p: redteam.palette_gif(p, 3000), 40),
+    # 6 MP float TIFF (25 MB decoded): float64 copies at full size took 181 MB; now 41 MB
+    (lambda p: redteam.float_tiff(p, 2500), 60),
 ])
 def test_converting_to_rgb_takes_little_more_than_the_decoded_image(tmp_path, make, limit_mb):
     p = tmp_path / "big"
