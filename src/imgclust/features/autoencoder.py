@@ -138,6 +138,10 @@ def _build(torch: Any, kind: str, n_features: int, dim: int, hidden: tuple[int, 
 class AutoencoderFeatures(TransformerMixin, BaseEstimator):
     """Bottleneck features of an autoencoder trained on the images being clustered.
 
+    An autoencoder is a neural network trained to reproduce its input through a narrow middle
+    layer; that layer's n_components values (the bottleneck) are each image's features. Needs
+    the ``autoencoder`` extra (torch).
+
     Parameters
     ----------
     n_components : int, default=10
@@ -197,7 +201,8 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                  hidden: int | str | Sequence[int] = (256, 64), image_shape: Any = None,
                  max_epochs: int = 100, patience: int = 5, tol: float = 1e-4,
                  validation_fraction: float = 0.1, batch_size: int = 256,
-                 learning_rate: float = 1e-3, random_state: Any = None,
+                 learning_rate: float = 1e-3,
+                 random_state: int | np.random.RandomState | None = None,
                  n_threads: int | None = 1, progress: bool | None = None) -> None:
         self.n_components = n_components
         self.kind = kind
@@ -215,6 +220,14 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
 
     # -- validation -------------------------------------------------------------------------
     def _check_params(self, n_features: int) -> None:
+        self._validate_params_()
+        default_hidden = (32,) if self.kind == "conv" and self.hidden == (256, 64) else self.hidden
+        self._hidden = parse_hidden(default_hidden)
+        self._shape = infer_image_shape(n_features, self.image_shape) if self.kind == "conv" \
+            else None
+
+    def _validate_params_(self) -> None:
+        """Check the parameters that need no data (the image shape is checked by fit)."""
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r}; valid: {', '.join(KINDS)}")
         if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
@@ -225,6 +238,10 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name}={v!r} must be a positive integer")
         if not isinstance(self.patience, (int, np.integer)) or self.patience < 1:
             raise ValueError(f"patience={self.patience!r} must be a positive integer")
+        for name in ("validation_fraction", "learning_rate", "tol"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, str)) or not isinstance(v, (int, float, np.number)):
+                raise ValueError(f"{name}={v!r} must be a number")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
             raise ValueError(f"validation_fraction={self.validation_fraction!r} must be in [0, 1)")
         if float(self.learning_rate) <= 0 or float(self.tol) < 0:
@@ -232,10 +249,7 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                              f"tol={self.tol!r} >= 0")
         if self.n_threads is not None and int(self.n_threads) < 1:
             raise ValueError(f"n_threads={self.n_threads!r} must be a positive integer or None")
-        default_hidden = (32,) if self.kind == "conv" and self.hidden == (256, 64) else self.hidden
-        self._hidden = parse_hidden(default_hidden)
-        self._shape = infer_image_shape(n_features, self.image_shape) if self.kind == "conv" \
-            else None
+        parse_hidden(self.hidden)
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "AutoencoderFeatures":

@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from imgclust.features.reduce import gray_rows, image_layout
+from imgclust.features.reduce import check_image_shape, gray_rows, image_layout, positive_int
 from imgclust.features.registry import FEATURES
 
 #: images per vectorised chunk: small enough to stay in the CPU cache, large enough to amortise
@@ -63,7 +63,12 @@ def hog_batch(images: np.ndarray, pixels_per_cell: int = 4, orientations: int = 
 
 
 class HOG(TransformerMixin, BaseEstimator):
-    """HOG descriptors of flattened gray images (after ``pixels``, ``resize`` or ``deskew``).
+    """Histograms of oriented gradients (HOG) of flattened gray images.
+
+    HOG: for each small square cell of a gray image, how much of its edges run in each
+    direction, normalised over blocks of neighbouring cells; it describes strokes by their
+    direction rather than by which pixels are inked. It reads flattened gray images (after
+    ``pixels``, ``resize`` or ``deskew``).
 
     Rows of three equal channels (a folder's gray images, decoded to RGB) are read as one
     (:func:`~imgclust.features.reduce.gray_rows`).
@@ -92,14 +97,20 @@ class HOG(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, pixels_per_cell: int = 4, orientations: int = 12, cells_per_block: int = 2,
-                 image_shape: Any = None) -> None:
+                 image_shape: str | tuple[int, int] | None = None) -> None:
         self.pixels_per_cell = pixels_per_cell
         self.orientations = orientations
         self.cells_per_block = cells_per_block
         self.image_shape = image_shape
 
+    def _validate_params_(self) -> None:
+        for name in ("pixels_per_cell", "orientations", "cells_per_block"):
+            positive_int(self, name)
+        check_image_shape(self.image_shape)
+
     def fit(self, X: Any, y: Any = None) -> "HOG":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
+        self._validate_params_()
         X = validate_data(self, X, dtype=np.float32)
         gray_rows("hog", X, self._shape(X.shape[1])[0])
         return self
@@ -115,6 +126,7 @@ class HOG(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """HOG descriptors, shape (n_images, n_descriptors), float32."""
         check_is_fitted(self, "n_features_in_")
+        self._validate_params_()
         X = validate_data(self, X, dtype=np.float32, reset=False)
         c, h, w = self._shape(X.shape[1])
         X = gray_rows("hog", X, c)

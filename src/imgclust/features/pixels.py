@@ -10,13 +10,18 @@ from sklearn.exceptions import NotFittedError
 from imgclust.features.base import ImageExtractor, Images, as_pil_list, flatten_to_rgb
 from imgclust.features.registry import register
 
+#: largest ``size``: 1024 x 1024 x 3 is 3 million features (12 MB) per image already
+MAX_SIZE = 1024
 #: Pillow modes that hold one channel
 GRAY_MODES = ("L", "1", "LA", "I", "I;16", "F")
 
 
 @register("pixels", primary="size", input="images")
 class PixelExtractor(ImageExtractor):
-    """Flattened pixels scaled to [0, 1].
+    """Raw pixels, resized, scaled to [0, 1] and flattened.
+
+    Every image is resized to one size (``size`` x ``size``, or the first image's), optionally
+    made gray, its pixel values scaled to [0, 1] and laid out in one row.
 
     Parameters
     ----------
@@ -47,8 +52,17 @@ class PixelExtractor(ImageExtractor):
         self.gray = gray
 
     def _validate_params_(self) -> None:
-        if self.size is not None and (not isinstance(self.size, (int, np.integer)) or self.size < 1):
-            raise ValueError(f"size={self.size!r} must be a positive integer or None")
+        """Check the parameters (no images needed)."""
+        if self.size is not None:
+            if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) \
+                    or self.size < 1:
+                raise ValueError(f"size={self.size!r} must be a positive integer or None")
+            if self.size > MAX_SIZE:
+                raise ValueError(f"size={self.size} is more than {MAX_SIZE} pixels a side "
+                                 f"({MAX_SIZE * MAX_SIZE * 3:,} features per colour image at "
+                                 "most); give a smaller size, or use cnn for large images")
+        if self.gray is not None and not isinstance(self.gray, (bool, np.bool_)):
+            raise ValueError(f"gray={self.gray!r} must be true, false or None")
 
     def fit(self, images: Images, y: Any = None) -> "PixelExtractor":
         """Fix the output size and colour from the first image, so every later batch agrees.

@@ -22,12 +22,13 @@ from imgclust.features.registry import FEATURES
 
 
 class CappedPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Principal component analysis (scikit-learn's ``PCA``) that never asks for more
-    components than the data have.
+    """Principal component analysis, capped at the components the data have.
 
-    PCA keeps the directions along which the images' features vary most, so ``pca:50`` turns
-    any feature matrix into 50 columns. An integer ``n_components`` larger than
-    ``min(n_samples, n_features)`` (``pca:50`` on 30 images) is lowered to that bound when
+    PCA (scikit-learn's) keeps the n_components directions along which the images' features
+    vary most, so ``pca:50`` turns any feature matrix into 50 columns (a float such as
+    ``pca:0.9`` keeps the directions holding 90 % of the variance).
+
+    An integer ``n_components`` larger than ``min(n_samples, n_features)`` (``pca:50`` on 30 images) is lowered to that bound when
     fitting, into the fitted ``n_components_``; the parameter itself stays as given, so
     ``clone`` and ``get_params`` see what the user asked for. Every parameter is
     scikit-learn's ``PCA``'s and means the same; the fitted PCA is ``pca_``.
@@ -62,7 +63,8 @@ random_state
     def __init__(self, n_components: int | float | str | None = None, *, copy: bool = True,
                  whiten: bool = False, svd_solver: str = "auto", tol: float = 0.0,
                  iterated_power: int | str = "auto", n_oversamples: int = 10,
-                 power_iteration_normalizer: str = "auto", random_state: Any = None) -> None:
+                 power_iteration_normalizer: str = "auto",
+                 random_state: int | np.random.RandomState | None = None) -> None:
         self.n_components = n_components
         self.copy = copy
         self.whiten = whiten
@@ -75,11 +77,11 @@ random_state
 
     def _validate_params_(self) -> None:
         """scikit-learn's own checks of PCA's parameters, and at least one component."""
-        PCA(**self.get_params())._validate_params()
         n = self.n_components
         if isinstance(n, Integral) and not isinstance(n, bool) and n < 1:
             raise ValueError(f"n_components={n} must be at least 1 (or a share of the variance "
                              "in (0, 1), 'mle' or None)")
+        PCA(**self.get_params())._validate_params()
 
     def fit(self, X: Any, y: Any = None) -> "CappedPCA":
         """Fit PCA on ``X`` of shape (n_samples, n_features), capping ``n_components``.
@@ -126,30 +128,41 @@ FEATURES.add("pca", CappedPCA, primary="n_components", input="array")
 
 
 def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
-              metric: str = "euclidean", random_state: int | None = None, **kw: Any) -> Any:
-    """A ``umap.UMAP`` with clustering-friendly defaults (``min_dist=0``, as in N2D)."""
+              metric: str = "euclidean", random_state: int | None = None,
+              n_epochs: int | None = None, spread: float = 1.0, init: str = "spectral",
+              low_memory: bool = True, n_jobs: int | None = None) -> Any:
+    """UMAP: a low-dimensional map that keeps each image's nearest neighbours near it.
+
+    UMAP (umap-learn) maps the images into ``n_components`` dimensions so that each image's
+    nearest neighbours stay near it; ``min_dist=0`` lets groups pack tightly, as clustering
+    wants (N2D's setting). Needs the ``umap`` extra.
+
+    The parameters are umap-learn's and mean the same; ``n_jobs=None`` runs on one thread
+    when ``random_state`` is given (umap-learn does anyway, and warns) and on every core
+    otherwise.
+    """
     try:
         import umap
     except ImportError as exc:
         raise MissingExtraError("the 'umap' feature step", "umap") from exc
-    if random_state is not None:
-        # umap-learn runs single-threaded when seeded anyway; saying so spares its warning
-        kw.setdefault("n_jobs", 1)
+    for name, v, lo in (("n_components", n_components, 1), ("n_neighbors", n_neighbors, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name}={v!r} must be an integer of at least {lo}")
+    if isinstance(min_dist, (bool, str)) or not min_dist >= 0:
+        raise ValueError(f"min_dist={min_dist!r} must be a number >= 0")
+    if n_jobs is None:
+        n_jobs = 1 if random_state is not None else -1
     return umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                     metric=metric, random_state=random_state, **kw)
+                     metric=metric, random_state=random_state, n_epochs=n_epochs,
+                     spread=spread, init=init, low_memory=low_memory, n_jobs=n_jobs)
 
 
 FEATURES.add("umap", make_umap, primary="n_components", input="array")
-
-
-def make_tsne(n_components: int = 2, perplexity: float = 30.0, random_state: int | None = None,
-              **kw: Any) -> TSNE:
-    """scikit-learn's ``TSNE`` (fit_transform only: it embeds the images it was given)."""
-    return TSNE(n_components=n_components, perplexity=perplexity, random_state=random_state,
-                init="pca", **kw)
-
-
-FEATURES.add("tsne", make_tsne, primary="n_components", input="array")
+FEATURES.add("tsne", TSNE, primary="n_components", input="array", about=(
+    "t-SNE: a 2-D map that keeps each image's neighbours close.\n\n"
+    "t-SNE (scikit-learn) maps the images into 2 (or n_components) dimensions so that "
+    "neighbours stay close; it embeds only the images it is fitted on (it cannot place new "
+    "ones), and distances between far-apart groups mean little."))
 
 
 def image_layout(step: str, n_features: int, image_shape: Any = None) -> tuple[int, int, int]:
@@ -195,10 +208,33 @@ def gray_rows(step: str, X: np.ndarray, channels: int) -> np.ndarray:
     return np.ascontiguousarray(px[:, :, 0])
 
 
-class Deskew(TransformerMixin, BaseEstimator):
-    """Straighten slanted glyphs: shear each image so that its principal axis is vertical.
+def positive_int(owner: Any, name: str, most: int | None = None) -> None:
+    """Refuse a parameter that is not an integer >= 1 (or above ``most``), naming it."""
+    v = getattr(owner, name)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name}={v!r} must be a positive integer")
+    if most is not None and v > most:
+        raise ValueError(f"{name}={v} is more than {most}")
 
-    The classic preprocessing for handwritten digits (LeCun et al.'s deskewed MNIST): the shear
+
+def check_image_shape(image_shape: Any) -> None:
+    """``None``, ``"HxW"``, ``"HxWxC"`` or a tuple of 2 or 3 positive integers."""
+    if image_shape is None:
+        return
+    try:
+        dims = (tuple(int(p) for p in image_shape.lower().split("x"))
+                if isinstance(image_shape, str) else tuple(int(d) for d in image_shape))
+    except (TypeError, ValueError):
+        dims = ()
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise ValueError(f"image_shape={image_shape!r} must look like '28x28' (height x width)")
+
+
+class Deskew(TransformerMixin, BaseEstimator):
+    """Straighten slanted glyphs (deskew).
+
+    Deskewing shears each image so that its main axis is vertical and centres it on its ink,
+    so that a slanted 1 and an upright 1 look alike. The classic preprocessing for handwritten digits (LeCun et al.'s deskewed MNIST): the shear
     is ``mu11 / mu02`` of the image's own intensity moments and the image is also centred on its
     centre of mass. It reads flattened gray images (what ``pixels`` gives on gray input, or three
     equal channels: :func:`gray_rows`); the side is inferred for square images or given as
@@ -217,11 +253,15 @@ class Deskew(TransformerMixin, BaseEstimator):
     (2, 64)
     """
 
-    def __init__(self, image_shape: Any = None) -> None:
+    def __init__(self, image_shape: str | tuple[int, int] | None = None) -> None:
         self.image_shape = image_shape
+
+    def _validate_params_(self) -> None:
+        check_image_shape(self.image_shape)
 
     def fit(self, X: Any, y: Any = None) -> "Deskew":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
+        self._validate_params_()
         X = validate_data(self, X, dtype=np.float32)
         gray_rows("deskew", X, image_layout("deskew", X.shape[1], self.image_shape)[0])
         return self
@@ -263,9 +303,11 @@ FEATURES.add("deskew", Deskew, primary="image_shape", input="array")
 
 
 class Resize(TransformerMixin, BaseEstimator):
-    """Resample flattened gray images to ``side`` x ``side`` pixels with cubic splines.
+    """Resample flattened gray images to side x side pixels.
 
-    Rows of three equal channels are read as one (:func:`gray_rows`).
+    The resampling uses cubic splines (smooth curves through the pixel values), e.g. to
+    enlarge 8x8 glyphs before deskew and HOG. Rows of three equal channels are read as one
+    (:func:`gray_rows`).
 
     ``scipy.ndimage.zoom`` (order 3) on the float pixels, clipped to each image's own range
     (the spline overshoots at strokes' edges). ``auto`` enlarges glyphs smaller than 16 px to
@@ -286,19 +328,23 @@ class Resize(TransformerMixin, BaseEstimator):
     (2, 576)
     """
 
-    def __init__(self, side: int = 24, image_shape: Any = None) -> None:
+    def __init__(self, side: int = 24, image_shape: str | tuple[int, int] | None = None) -> None:
         self.side = side
         self.image_shape = image_shape
 
+    def _validate_params_(self) -> None:
+        positive_int(self, "side", MAX_SIDE)
+        check_image_shape(self.image_shape)
+
     def fit(self, X: Any, y: Any = None) -> "Resize":
         """Check the shape of the images; nothing is learned. Returns ``self``."""
+        self._validate_params_()
         X = validate_data(self, X, dtype=np.float32)
         gray_rows("resize", X, self._resolve(X.shape[1])[0])
         return self
 
     def _resolve(self, n_features: int) -> tuple[int, int, int]:
-        if int(self.side) < 1:
-            raise ValueError(f"resize: side={self.side} must be a positive number of pixels")
+        self._validate_params_()
         return image_layout("resize", n_features, self.image_shape)
 
     def transform(self, X: Any) -> np.ndarray:
@@ -321,6 +367,8 @@ class Resize(TransformerMixin, BaseEstimator):
         return tags
 
 
+#: largest ``side`` of ``resize`` (as ``pixels``' largest size)
+MAX_SIDE = 1024
 #: largest linear map (output pixels x input pixels) that Resize builds instead of zooming
 #: image by image (8x8 -> 24x24: 36,864 entries)
 MAP_MAX = 4_000_000

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgclust.registry import Registry
+from imgclust.registry import Entry, Registry
 
-FEATURES: Registry[Any] = Registry("feature step")
+
+def _describe_extra(entry: Entry[Any]) -> dict[str, Any]:
+    return {"input": entry.meta.get("input")}
+
+
+FEATURES: Registry[Any] = Registry("feature step", describe_extra=_describe_extra)
 register = FEATURES.register
 names = FEATURES.names
 create = FEATURES.create
 entry = FEATURES.entry
+check = FEATURES.check
+describe = FEATURES.describe
 
 
 def load_builtins() -> None:
