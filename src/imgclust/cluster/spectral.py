@@ -19,19 +19,20 @@ from sklearn.utils.validation import validate_data
 from imgclust.cluster.registry import CLUSTERERS
 
 
-def make_spectral(n_clusters: int = 8, affinity: str = "nearest_neighbors",
-                  n_neighbors: int = 10, assign_labels: str = "cluster_qr",
-                  random_state: Any = None, **kw: Any) -> SpectralClustering:
-    """``SpectralClustering`` with a k-NN affinity: the RBF default fails on image features."""
-    return SpectralClustering(n_clusters=n_clusters, affinity=affinity, n_neighbors=n_neighbors,
-                              assign_labels=assign_labels, random_state=random_state, **kw)
-
-
 #: up to this many images the Laplacian is decomposed densely (numpy's eigh: 0.2 s at 1,000)
 DENSE_MAX = 1000
 
-CLUSTERERS.add("spectral", make_spectral, primary="n_clusters", k_param="n_clusters",
-               criteria=("silhouette", "density"), sweep="k")
+CLUSTERERS.add(
+    "spectral", SpectralClustering, primary="n_clusters", k_param="n_clusters",
+    criteria=("silhouette", "density"), sweep="k",
+    # a k-NN affinity: the RBF default fails on image features
+    defaults={"affinity": "nearest_neighbors", "n_neighbors": 10, "assign_labels": "cluster_qr"},
+    about="Spectral clustering of the nearest-neighbour graph, k given or swept.\n\n"
+          "Spectral clustering (scikit-learn): the images' nearest-neighbour graph is embedded "
+          "by the eigenvectors of its Laplacian (a matrix whose smallest eigenvectors vary "
+          "little along the graph's links), and the embedding is split into k clusters; it "
+          "follows groups of any shape. k is given or swept (see knn-spectral, which chooses k "
+          "on the graph).")
 
 
 def eigengap_k(eigenvalues: np.ndarray, k_min: int = 2, k_max: int = 15) -> int:
@@ -104,7 +105,15 @@ def graph_k(table: list[dict[str, Any]]) -> tuple[int, str]:
 
 
 class KNNSpectral(ClusterMixin, BaseEstimator):
-    """Normalised spectral clustering of the k-nearest-neighbour graph (Ng, Jordan & Weiss).
+    """Spectral clustering of the nearest-neighbour graph, k chosen on that graph.
+
+    The images' nearest-neighbour graph is embedded by the eigenvectors of its Laplacian and
+    split by k-means; k is chosen by the eigengap (where the sorted eigenvalues of the graph's
+    Laplacian jump most: one small eigenvalue per loosely joined group), by modularity (how many
+    more links fall inside clusters than chance would put there), or, by default, the smaller
+    of the two.
+
+    Normalised spectral clustering of the k-nearest-neighbour graph (Ng, Jordan & Weiss).
 
     The images' ``n_neighbors``-nearest-neighbour graph (scikit-learn, euclidean, an edge where
     either image is among the other's neighbours) gives a normalised Laplacian. Its smallest
@@ -165,7 +174,8 @@ class KNNSpectral(ClusterMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int | str = "auto", n_neighbors: int = 10,
                  k_rule: str = "graph", min_clusters: int = 2, max_clusters: int = 15,
-                 n_init: int = 10, random_state: Any = None) -> None:
+                 n_init: int = 10, random_state: int | np.random.RandomState | None = None
+                 ) -> None:
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.k_rule = k_rule

@@ -237,9 +237,11 @@ def _n_cpus() -> int:
 
 
 class CNNExtractor(ImageExtractor):
-    """Pooled activations of an ImageNet-pretrained EfficientNet-Lite0 (ONNX Runtime on CPU).
+    """Features of an ImageNet-trained CNN (EfficientNet-Lite0 on ONNX Runtime).
 
-    Images are flattened onto white (transparency), converted to RGB (gray images get three
+    What a convolutional neural network (CNN) trained to recognise the 1,000 ImageNet photo
+    classes sees in each image, averaged over the image into one vector, so that similar-looking
+    photos get nearby vectors. It runs on the CPU and needs the ``cnn`` extra. Images are flattened onto white (transparency), converted to RGB (gray images get three
     equal channels), resized to ``size`` x ``size`` (the whole image, bilinear with
     antialiasing), and run through the network; the chosen layer is global-average-pooled.
 
