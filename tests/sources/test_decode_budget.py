@@ -242,3 +242,23 @@ def test_jpeg_is_decoded_at_the_smallest_draft_scale_that_covers_max_side(tmp_pa
     assert sizes[0] == (705, 397)  # the size it was decoded at
     assert (rec.width, rec.height) == (5640, 3172) and img.size == (512, 288)
     assert max(abs(a - b) for a, b in zip(img.getpixel((200, 100)), (30, 90, 150))) <= 3
+
+
+def test_progressive_jpeg_counts_its_full_size_coefficients_against_the_memory_limit(tmp_path):
+    """libjpeg keeps a progressive JPEG's DCT coefficients for the whole image at full size
+    (2 bytes each, 64 per 8x8 block) whatever the draft scale: an 8000x8000 one read at 224 px
+    took 194 MB, a baseline one 12 MB."""
+    img = Image.new("RGB", (1000, 1000), (20, 90, 200))
+    img.save(tmp_path / "base.jpg", quality=90)
+    img.save(tmp_path / "prog.jpg", quality=90, progressive=True)  # 4:2:0
+    # blocks padded to whole 16x16 MCUs: 63x63 of them; Y 126x126 blocks, Cb and Cr 63x63 each
+    coefficients = (126 * 126 + 2 * 63 * 63) * 64 * 2
+    decoded = 125 * 125 * 4  # at 1/8 scale
+    assert decode(tmp_path / "base.jpg", max_side=100, max_decoded_bytes=2_000_000)[1].size == (
+        100, 100)
+    reason = refusal(tmp_path / "prog.jpg", max_side=100, max_decoded_bytes=2_000_000)
+    assert reason == (f"decode budget: a 1000x1000 progressive JPEG takes {coefficients + decoded}"
+                      " bytes to decode (its coefficients are kept at full size whatever the "
+                      "scale), more than the limit of 2000000 (not decoded)")
+    assert decode(tmp_path / "prog.jpg", max_side=100,
+                  max_decoded_bytes=coefficients + decoded)[1].size == (100, 100)

@@ -49,6 +49,8 @@ MAX_JPEG_SCANS = 100
 #: scale), in Pillow's storage: 4 bytes per pixel for RGB, RGBA, CMYK, 32-bit integer and
 #: float, 2 for 16-bit, 1 for L, P and 1-bit. 256 MiB is 67 MP of RGB (a 24 MP PNG photo takes
 #: 92 MiB), and refuses a 9400x9400 float TIFF (337 MiB, 630 kB on disk) from its header.
+#: A progressive JPEG adds its coefficients at full size (2 bytes each, 64 per 8x8 block of
+#: each component: 3 bytes a pixel in 4:2:0), which libjpeg holds whatever the draft scale.
 #: Conversion to RGB then takes little more: images are shrunk before they are widened.
 MAX_DECODED_BYTES = 256 << 20
 
@@ -191,6 +193,22 @@ def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def _jpeg_coefficient_bytes(im: Image.Image) -> int:
+    """Memory libjpeg holds for a progressive JPEG's coefficients (0 for any other image).
+
+    A progressive JPEG is decoded from a buffer of every block's 64 DCT coefficients (2 bytes
+    each) at full size, whatever the draft scale; blocks fill whole MCUs. Call before ``draft``.
+    """
+    layers = getattr(im, "layer", None)
+    if im.format not in ("JPEG", "MPO") or not im.info.get("progressive") or not layers:
+        return 0
+    hmax = max(max(1, h) for _, h, _, _ in layers)
+    vmax = max(max(1, v) for _, _, v, _ in layers)
+    mcus_x = -(-im.size[0] // (8 * hmax))
+    mcus_y = -(-im.size[1] // (8 * vmax))
+    return sum(mcus_x * max(1, h) * mcus_y * max(1, v) for _, h, v, _ in layers) * 64 * 2
+
+
 def _decoded_bytes(mode: str, size: tuple[int, int]) -> int:
     """What Pillow allocates for an image of this mode and size."""
     per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
@@ -273,10 +291,16 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
             orientation = im.getexif().get(0x0112)
             if isinstance(orientation, int) and orientation in _SWAPS_AXES:
                 width, height = height, width
+            stored, coefficients = im.size, _jpeg_coefficient_bytes(im)
             if max_side and im.format in ("JPEG", "MPO") and max(im.size) > max_side:
                 # decoded at 1/2, 1/4 or 1/8 scale, the smallest that still covers max_side
                 im.draft("RGB", _fit(im.size, max_side))
-            need = _decoded_bytes(im.mode, im.size)
+            need = _decoded_bytes(im.mode, im.size) + coefficients
+            if coefficients and need > max_decoded_bytes:
+                raise DecodeError(
+                    path, f"decode budget: a {stored[0]}x{stored[1]} progressive JPEG takes "
+                    f"{need} bytes to decode (its coefficients are kept at full size whatever "
+                    f"the scale), more than the limit of {max_decoded_bytes} (not decoded)")
             if need > max_decoded_bytes:
                 raise DecodeError(
                     path, f"decode budget: a {im.size[0]}x{im.size[1]} {im.mode} image takes "
