@@ -262,3 +262,45 @@ def test_rerun_and_undo_keep_user_files_named_like_part_files(images, tmp_path):
     mine.write_bytes(b"mine")
     run_api(images, out2, **{**RUN, "k": 2}, export="copy", overwrite=True)
     assert mine.read_bytes() == b"mine"
+
+
+def test_clusters_path_taken_by_a_file_is_an_error_not_a_traceback(images, tmp_path):
+    res = run_api(images, tmp_path / "r0", **RUN)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "clusters").write_text("a file of mine")
+    with pytest.raises(ImgclustError, match="clusters"):
+        export_clusters(res, out, mode="copy")
+    assert (out / "clusters").read_text() == "a file of mine"
+
+
+def test_undo_after_the_run_folder_was_moved(images, tmp_path):
+    before = snapshot(images)
+    out = tmp_path / "run"
+    run_api(images, out, **RUN, export="move")
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    out.rename(moved)
+    assert undo(moved) == {"restored": len(before), "already_in_place": 0, "missing": 0}
+    assert snapshot(images) == before
+
+
+def test_a_tampered_export_csv_removes_nothing_outside_clusters(images, tmp_path):
+    out = tmp_path / "run"
+    run_api(images, out, **RUN, export="copy")
+    orig = images / "red" / "red_0.png"
+    with open(out / PLAN, "a", newline="") as f:
+        csv.writer(f).writerow(["x", 0, "copy", str(orig), os.path.relpath(orig, out)])
+    folders.remove_export(out)
+    assert orig.is_file() and not (out / "clusters").exists()
+
+
+def test_move_and_undo_of_a_non_utf8_name(images, tmp_path):
+    raw = os.path.join(os.fsencode(images / "red"), b"caf\xe9.png")
+    shutil.copy2(images / "red" / "red_1.png", os.fsdecode(raw))
+    before = snapshot(images)
+    out = tmp_path / "run"
+    run_api(images, out, **RUN, export="move")
+    assert not os.path.exists(raw)
+    assert undo(out)["restored"] == len(before)
+    assert os.path.exists(raw) and snapshot(images) == before

@@ -203,8 +203,12 @@ def export_clusters(result: Any, out_dir: str | Path, mode: str = "copy",
                                      limits[int(c)]), image_id))
     if mode == "move" and any(p is None for p, _, _ in plan):
         raise ConfigError("--export move needs files; this source is an array (use copy)")
-    for d in {dst.parent for _, dst, _ in plan}:
-        d.mkdir(parents=True, exist_ok=True)
+    for d in sorted({dst.parent for _, dst, _ in plan}):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file of the user's named clusters
+            raise ImgclustError(f"cannot make the export folder {d}: {exc.strerror or exc}; "
+                                "nothing was exported") from None
     # the plan first: a resumed or replaced run removes exactly these files (remove_export);
     # absolute sources, so it can be checked from any working directory
     atomic_write_csv(out_dir / PLAN, ["id", "cluster", "mode", "source", "exported"],
@@ -216,7 +220,9 @@ def export_clusters(result: Any, out_dir: str | Path, mode: str = "copy",
             if p is not None and os.path.islink(p):
                 links[p] = os.readlink(p)
         # the whole plan is on disk (atomically, fsynced) before the first file moves
+        # "rel": the destination within out_dir, so undo works after the run folder is moved
         lines = "".join(json.dumps({"src": p, "dst": os.path.abspath(dst),
+                                    "rel": dst.relative_to(out_dir).as_posix(),
                                     **({"link": links[p]} if p in links else {})},
                                    ensure_ascii=True) + "\n" for p, dst, _ in plan)
         atomic_write_text(journal, lines)
@@ -270,6 +276,15 @@ def _is_ours(src: str, dst: Path, mode: str) -> bool:
     return False  # a moved file is the user's original: only undo puts it back
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies below ``folder`` (its parent resolved: no ``..`` or link out)."""
+    try:
+        Path(os.path.realpath(path.parent)).relative_to(os.path.realpath(folder))
+    except ValueError:
+        return False
+    return path.name not in ("", ".", "..")
+
+
 def remove_export(out_dir: str | Path) -> int:
     """Remove the files an earlier export wrote (per ``export.csv``), then empty cluster folders.
 
@@ -285,17 +300,19 @@ def remove_export(out_dir: str | Path) -> int:
     """
     out_dir = Path(out_dir)
     plan = out_dir / PLAN
+    base = out_dir / "clusters"
     removed = 0
     if plan.exists():
         with open(plan, encoding="utf-8", errors="surrogateescape", newline="") as f:
             for row in csv.DictReader(f):
                 dst = out_dir / row["exported"]
+                if not _inside(dst, base):  # a damaged or edited plan: only clusters/ is ours
+                    continue
                 _drop_part(dst)
                 if os.path.lexists(dst) and _is_ours(row["source"], dst, row["mode"]):
                     dst.unlink()
                     removed += 1
         plan.unlink()
-    base = out_dir / "clusters"
     if base.is_dir():
         for folder in sorted((d for d in base.rglob("*") if d.is_dir()), reverse=True):
             for p in folder.glob(f".*{PART_SUFFIX}"):  # half copy of a killed export
@@ -371,6 +388,10 @@ def undo(out_dir: str | Path) -> dict[str, int]:
                     raise RunDirError(f"{journal}: line {n} is damaged; no file was moved back") from None
     for e in entries:
         src, dst = Path(e["src"]), Path(e["dst"])
+        if e.get("rel") and not os.path.lexists(dst):  # the run folder was moved since
+            alt = out_dir / e["rel"]
+            if _inside(alt, out_dir / "clusters"):
+                dst = alt
         try:
             if "link" in e:
                 r = _undo_link(src, dst, e["link"])
