@@ -148,3 +148,90 @@ def test_a_bad_npz_is_one_line_exit_1(tmp_path, make, message):
     res = imgclust("run", tmp_path / "x.npz", "-o", tmp_path / "r", *FAST)
     assert res.returncode == 1 and message in one_line_error(res)
     assert not (tmp_path / "r").exists()
+
+
+# --- options checked before anything runs ------------------------------------------------------
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "dataset:digits", "-o", "{out}", *FAST, "--batch-size", "0"], "--batch-size"),
+    (["run", "dataset:digits", "-o", "{out}", *FAST, "--batch-size", "-1"], "--batch-size"),
+    (["run", "dataset:digits", "-o", "{out}", *FAST, "--seed", "-1"], "--seed"),
+    (["run", "dataset:digits", "-o", "{out}", "-f", "pixels:4", "-m", "kmeans", "-k", "0",
+      "-q", "--no-report"], "k='0' must be 'auto' or a positive integer"),
+    (["run", "dataset:digits", "-o", "{out}", *FAST, "--k-range", "9:3"], "--k-range '9:3'"),
+    (["run", "dataset:digits", "-o", "{out}", *FAST, "--k-range", "1:3"], "--k-range '1:3'"),
+    (["compare", "dataset:digits", "-o", "{out}", "-f", "pixels:4", "-k", "2", "-m", "kmeans",
+      "-m", "kmeans", "-q", "--no-report"], "'kmeans' is given twice"),
+    (["bench", "-f", "pixels:4", "-m", "kmeans", "--no-default", "-k", "abc"], "-k 'abc'"),
+    (["bench", "-f", "pixels:4", "-m", "kmeans", "--no-default", "-k", "0"], "-k '0'"),
+    (["bench", "-f", "pixels:4", "-m", "kmeans", "--no-default", "--seeds", "0"], "--seeds"),
+])
+def test_bad_options_are_one_line_usage_errors(tmp_path, args, message):
+    out = tmp_path / "r"
+    res = imgclust(*[a.format(out=out) for a in args])
+    assert res.returncode == 2 and message in one_line_error(res)
+    assert not out.exists()
+
+
+# --- where the run is written -----------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["/proc/imgclust-run", "{tmp}/a-file/run"])
+def test_an_out_that_cannot_be_made_is_one_line_exit_1(tmp_path, where):
+    (tmp_path / "a-file").write_text("mine")
+    out = where.format(tmp=tmp_path)
+    res = imgclust("run", "dataset:digits", "-o", out, *FAST)
+    assert res.returncode == 1 and out in one_line_error(res)
+    assert not Path(out).exists() and (tmp_path / "a-file").read_text() == "mine"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A tmpfs of 200 KB mounted on a folder (root only), made read-only on request."""
+    mounted = []
+
+    def mount(name: str, options: str) -> Path:
+        p = tmp_path / name
+        p.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(p)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(p)
+        return p
+
+    yield mount
+    for p in mounted:
+        subprocess.run(["umount", str(p)], check=False)
+
+
+def test_a_read_only_out_is_one_line_exit_1(tmpfs):
+    ro = tmpfs("ro", "ro,size=200k")
+    res = imgclust("run", "dataset:digits", "-o", ro / "run", *FAST)
+    assert res.returncode == 1 and "Read-only file system" in one_line_error(res)
+    assert not list(ro.iterdir())
+
+
+def test_a_full_disk_is_one_line_exit_1_and_leaves_no_temporary_file(tmpfs):
+    small = tmpfs("small", "size=200k")
+    res = imgclust("run", "dataset:digits", "-o", small / "run", "-f", "pixels:8", "-m",
+                   "kmeans", "-k", "3", "-q", "--no-report")
+    assert res.returncode == 1 and "No space left on device" in one_line_error(res)
+    assert not [p for p in small.rglob("*") if p.name.endswith(".tmp")]
+
+
+# --- a damaged run directory ------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated summary.json", "a bad clusters.csv row"])
+def test_report_on_a_damaged_run_is_one_line_exit_1(tmp_path, damage):
+    out = tmp_path / "run"
+    res = imgclust("run", "dataset:digits", "-o", out, *FAST)
+    assert res.returncode == 0, res.stderr
+    if damage == "truncated summary.json":
+        (out / "summary.json").write_bytes((out / "summary.json").read_bytes()[:100])
+    else:
+        with open(out / "clusters.csv", "a") as f:
+            f.write("zz,not-a-number,x,1\n")
+    res = imgclust("report", out, "-q")
+    assert res.returncode == 1 and str(out) in one_line_error(res)

@@ -59,7 +59,7 @@ def _k_range(text: str) -> tuple[int, int]:
 def _k(text: str) -> str:
     """``-k``: 'auto' or a whole number of at least 1, checked before anything runs."""
     if text != "auto" and not (text.isdigit() and int(text) >= 1):
-        raise ConfigError(f"k={text} must be 'auto' or a whole number of at least 1")
+        raise ConfigError(f"k={text!r} must be 'auto' or a positive integer")
     return text
 
 
@@ -273,7 +273,7 @@ def bench(
     from imgclust.bench import bench as bench_api
 
     if k not in ("true", "auto") and not (k.isdigit() and int(k) >= 1):
-        raise ConfigError(f"-k {k!r} must be 'true', 'auto' or a whole number of at least 1")
+        raise ConfigError(f"-k {k!r} must be 'true', 'auto' or a positive integer")
     kk: Any = k if k in ("true", "auto") else int(k)
     keys = ["data", "features", "method", "seed", "k", "criterion", "acc", "nmi", "ari",
             "noise", "test_acc", "seconds", "peak_mb"]
