@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from imgclust.cluster import describe, fit_clusters, order_by_size, registry
+from imgclust.cluster import describe, fit_clusters, make_estimator, order_by_size, registry
 from imgclust.errors import ConfigError
 
 registry.load_builtins()
@@ -146,3 +146,55 @@ def test_describe_centres_distances_and_representatives():
     np.testing.assert_allclose(dist[:5], [1, 1, 0, 1, 1])
     assert dist[5] == pytest.approx(np.hypot(39, 40))  # noise: distance to the nearest centre
     assert reps == {0: 2, 1: 3}
+
+
+IDENTICAL_METHODS = ["kmeans", "minibatch-kmeans", "agglomerative", "knn-spectral", "spectral",
+                     "gmm", "dbscan"]
+
+
+@pytest.mark.parametrize("method", IDENTICAL_METHODS)
+@pytest.mark.parametrize("k", ["auto", 5])
+def test_identical_rows_are_one_cluster_with_a_note(method, k):
+    X = np.tile(np.arange(6, dtype=np.float32), (20, 1))
+    X[3, 0] = -0.0  # the same value as 0.0, other bytes
+    labels, sel, est = fit_clusters(X, method, k, random_state=0)
+    assert len(np.unique(labels)) == 1 and (labels >= 0).all()
+    assert (sel.criterion, sel.chosen) == ("distinct", 1)
+    (row,) = sel.table
+    assert row["chosen"] and "all 20 images have the same features: one cluster" in row["note"]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "agglomerative", "knn-spectral", "gmm"])
+def test_k_is_at_most_the_number_of_distinct_rows(method):
+    X = np.repeat(np.eye(3, 6, dtype=np.float32) * 3, 7, axis=0)  # 3 distinct rows, 21 images
+    labels, sel, est = fit_clusters(X, method, "auto", random_state=0)
+    assert 1 <= len(np.unique(labels)) <= 3 and sel.chosen <= 3
+    assert max(r["k"] for r in sel.table if "k" in r) <= 3
+    (chosen,) = [r for r in sel.table if r.get("chosen")]
+    assert "only 3 distinct feature rows" in chosen["note"]
+    labels, sel, _ = fit_clusters(X, method, 10, random_state=0)  # a given k is lowered too
+    assert (sel.criterion, sel.chosen) == ("distinct", 3) and len(np.unique(labels)) <= 3
+    assert "k=10 was asked" in sel.table[0]["note"]
+
+
+def test_silhouette_ties_go_to_the_smaller_k():
+    from imgclust.cluster.select_k import sweep_k
+
+    X = np.repeat(np.eye(3, 6) * 3, 7, axis=0)
+    # k-means finds the same 3 clusters for every k from 3 up (silhouette 1 each time)
+    with pytest.warns(Warning):  # scikit-learn: fewer distinct clusters than n_clusters
+        chosen, table, _, _ = sweep_k(X, lambda kk: make_estimator("kmeans", n_clusters=kk),
+                                      range(3, 6), "silhouette")
+    assert [r["silhouette"] for r in table] == pytest.approx([1.0, 1.0, 1.0])
+    assert chosen == 3
+
+
+def test_a_sweep_that_cannot_tell_gives_one_cluster():
+    from imgclust.cluster.select_k import sweep_k
+
+    X = np.zeros((12, 3))  # every k-means fit puts all images in one cluster
+    with pytest.warns(Warning):
+        chosen, table, est, labels = sweep_k(
+            X, lambda kk: make_estimator("kmeans", n_clusters=kk), range(2, 5), "silhouette")
+    assert chosen == 1 and est.n_clusters == 1 and (labels == 0).all()
+    assert [r["k"] for r in table if r["chosen"]] == [1] and "undefined" in table[-1]["note"]

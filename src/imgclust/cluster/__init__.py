@@ -48,6 +48,13 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     k_range : (int, int)
         Inclusive range of k tried by ``auto``.
 
+    Notes
+    -----
+    k never exceeds the number of distinct rows of ``X``: there is no honest way to split
+    identical images. When every row is the same, the result is one cluster (criterion
+    ``"distinct"``, with a ``note`` in the table); a given k, or the top of ``k_range``, above
+    the number of distinct rows is lowered to it, with a ``note`` on the chosen row.
+
     Returns
     -------
     labels : ndarray of shape (n_images,)
@@ -63,6 +70,9 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     criteria = ent.meta.get("criteria", ())
     if k != "auto" and not isinstance(k, (int, np.integer)):
         raise ConfigError(f"k={k!r} must be 'auto' or a positive integer")
+    distinct = n_distinct(X, max(k_range[1], k if k != "auto" else 0) + 1)
+    if distinct == 1 and (k_param is not None or ent.meta.get("sweep") == "eps"):
+        return _one_cluster(X, method, k_param, random_state)
     if k_param is None or ent.meta.get("sweep") is None:
         given = parse_spec(method)[1]
         if ent.meta.get("sweep") == "eps" and "eps" not in given and "_pos" not in given:
@@ -80,8 +90,21 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
         crit = "upper-bound" if k_param is not None else "none"
         return labels, KSelection(crit, overrides.get(k_param) if k_param else None, []), est
     if k != "auto":
-        est = make_estimator(method, random_state, **{k_param: _check_k(k, n)})
+        kk = _check_k(k, n)
+        if kk > distinct:
+            est = make_estimator(method, random_state, **{k_param: distinct})
+            note = (f"k={kk} was asked, but the {n} images have only {distinct} distinct feature "
+                    f"rows: k = {distinct}")
+            return np.asarray(est.fit_predict(X)), KSelection("distinct", distinct, [
+                {"k": distinct, "requested": kk, "distinct_rows": distinct, "chosen": True,
+                 "note": note}]), est
+        est = make_estimator(method, random_state, **{k_param: kk})
         return np.asarray(est.fit_predict(X)), KSelection("given", int(k), []), est
+    capped = distinct <= k_range[1]
+    if capped:  # no more clusters than distinct rows (and the sweep still has a k to try)
+        k_range = (min(k_range[0], distinct), distinct)
+    cap_note = (f"k was tried up to {distinct}: the {n} images have only {distinct} distinct "
+                "feature rows") if capped else None
     crit = criterion or criteria[0]
     if crit not in criteria:
         raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
@@ -90,7 +113,7 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
         est = make_estimator(method, random_state, **{k_param: "auto"}, k_rule=crit,
                              min_clusters=lo, max_clusters=hi)
         labels = np.asarray(est.fit_predict(X))
-        return labels, KSelection(crit, int(est.n_clusters_), est.k_table_), est
+        return labels, KSelection(crit, int(est.n_clusters_), _noted(est.k_table_, cap_note)), est
     density_row = None
     if crit == "density":
         found, means, density_row = density_k(X)
@@ -112,7 +135,41 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     if density_row is not None:  # density found fewer than two groups: say so in the table
         density_row.pop("k")  # not a point of the k sweep
         table.insert(0, {"criterion": "density", **density_row})
-    return labels, KSelection(crit, chosen, table), est
+    return labels, KSelection(crit, chosen, _noted(table, cap_note)), est
+
+
+def n_distinct(X: np.ndarray, at_most: int) -> int:
+    """The number of distinct rows of ``X``, counted up to ``at_most``.
+
+    Rows are compared exactly (``-0.0`` equals ``0.0``); counting stops at ``at_most``, so on
+    ordinary data only the first few rows are read.
+    """
+    seen: set[bytes] = set()
+    for row in np.asarray(X):
+        seen.add((row + 0.0).tobytes())
+        if len(seen) >= at_most:
+            break
+    return len(seen)
+
+
+def _one_cluster(X: np.ndarray, method: str, k_param: str | None, random_state: int
+                 ) -> tuple[np.ndarray, KSelection, Any]:
+    """Every row of ``X`` is the same: the method's fit with one cluster, and a note."""
+    est = make_estimator(method, random_state, **({k_param: 1} if k_param else {}))
+    labels = np.asarray(est.fit_predict(X))
+    note = (f"all {len(X)} images have the same features: one cluster (no number of clusters "
+            "can be chosen among identical images)")
+    return labels, KSelection("distinct", 1, [
+        {"k": 1, "distinct_rows": 1, "chosen": True, "note": note}]), est
+
+
+def _noted(table: list[dict[str, Any]], note: str | None) -> list[dict[str, Any]]:
+    """The sweep table with ``note`` on its chosen row."""
+    if note:
+        for row in table:
+            if row.get("chosen"):
+                row["note"] = note
+    return table
 
 
 def _k_bounds(k_range: tuple[int, int], n: int) -> tuple[int, int]:

@@ -13,6 +13,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from imgclust.errors import ConfigError
 
+#: silhouettes closer than this are a tie, which the smaller k wins
+TIE = 1e-12
 #: silhouette is O(n^2); above this many points it is computed on a fixed random sample
 SILHOUETTE_SAMPLE = 4000
 
@@ -72,6 +74,8 @@ def sweep_k(X: np.ndarray, make: Callable[[int], Any], k_values: Sequence[int], 
     Returns
     -------
     chosen_k, table, fitted estimator for chosen_k, its labels
+        Ties go to the smaller k. When silhouette is undefined for every k (each fit found
+        one cluster, or one per image), the answer is one cluster (``make(1)``), with a note.
     """
     if criterion not in ("silhouette", "elbow", "bic", "aic"):
         raise ConfigError(f"criterion={criterion!r}; valid: silhouette, elbow, bic, aic")
@@ -95,9 +99,17 @@ def sweep_k(X: np.ndarray, make: Callable[[int], Any], k_values: Sequence[int], 
     ks = [r["k"] for r in table]
     if criterion == "silhouette":
         scored = [(r["silhouette"], r["k"]) for r in table if r["silhouette"] is not None]
-        if not scored:
-            raise ConfigError("silhouette is undefined for every k tried (too few distinct images?)")
-        chosen = max(scored)[1]
+        if not scored:  # every fit put all images in one cluster, or each in its own
+            est = make(1)
+            labels = np.asarray(est.fit_predict(X))
+            table.append({"k": 1, "chosen": True, "note": (
+                "silhouette is undefined for every k tried (each fit found one cluster, or one "
+                "per image): one cluster")})
+            for r in table[:-1]:
+                r["chosen"] = False
+            return 1, table, est, labels
+        best = max(sc for sc, _ in scored)
+        chosen = min(kk for sc, kk in scored if sc >= best - TIE)  # a tie: the fewest clusters
     elif criterion == "elbow":
         chosen = ks[knee(ks, [r["inertia"] for r in table])]
     else:
