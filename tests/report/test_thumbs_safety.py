@@ -159,3 +159,17 @@ def test_sheet_thumbnails_recheck_an_image_that_was_away(tmp_path, make_colors):
     os.rename(tmp_path / "x.png", root / ids[0])
     ts = make_thumbnails(Folder(root), ids, labels, run_dir, "k")
     assert not ts.missing and thumbs.load_cached(run_dir, "k") is not None
+
+
+def test_rerun_with_overwrite_and_report_keep_the_users_files(images, tmp_path):
+    """Other clusters (--overwrite, another k), then the report again: the earlier thumbnails
+    are replaced, the user's files in thumbs/ stay."""
+    out = tmp_path / "run"
+    run_api(images, out, **RUN)
+    build_report(out, map_method="pca")
+    mine = user_files(out)
+    run_api(images, out, **{**RUN, "k": 2}, overwrite=True)
+    html = build_report(out, map_method="pca").read_text(encoding="utf-8")
+    assert 'class="thumb missing"' not in html
+    assert {n: (out / n).read_bytes() for n in mine} == mine
+    assert not (out / "thumbs" / "mean_2.png").exists()  # k=3's third mean went
