@@ -161,3 +161,10 @@ def test_rows_that_are_no_square_image_are_read_as_one_line_with_a_warning():
         assert Resize(6).fit_transform(X).shape == (2, 36)
     with pytest.raises(ValueError, match="does not hold"):  # a given shape must fit
         Deskew(image_shape="3x3").fit(X)
+
+
+def test_pca_of_constant_features_warns_nothing_and_explains_no_variance(recwarn):
+    pca = build_steps("pca:3")[1][1].fit(np.ones((20, 5)))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    np.testing.assert_array_equal(pca.explained_variance_ratio_, 0.0)
+    assert pca.transform(np.ones((2, 5))).shape == (2, 3)

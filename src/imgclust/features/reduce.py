@@ -96,7 +96,11 @@ random_state
         bound = min(X.shape) - (1 if self.svd_solver == "arpack" else 0)
         if isinstance(n, Integral) and not isinstance(n, bool) and n > bound:
             n = max(bound, 1)
-        self.pca_ = PCA(**{**self.get_params(), "n_components": n, "copy": False}).fit(X)
+        with np.errstate(divide="ignore", invalid="ignore"):  # constant features: 0 / 0
+            self.pca_ = PCA(**{**self.get_params(), "n_components": n, "copy": False}).fit(X)
+        if not np.isfinite(self.pca_.explained_variance_ratio_).all():  # no variance at all
+            self.pca_.explained_variance_ratio_ = np.nan_to_num(
+                self.pca_.explained_variance_ratio_, nan=0.0)
         for name in ("n_components_", "components_", "explained_variance_",
                      "explained_variance_ratio_", "singular_values_", "mean_", "noise_variance_",
                      "n_samples_"):
