@@ -202,7 +202,20 @@ def _short(image_id: str) -> str:
     return os.path.basename(image_id) or image_id
 
 
-def _k_story(summary: dict[str, Any]) -> str:
+def _k_story(summary: dict[str, Any], run_dir: Path | None = None) -> str:
+    """How the number of clusters was reached, and where the criteria disagree, the command
+    that tries the other k."""
+    story = _k_sentence(summary)
+    dis = summary.get("k", {}).get("disagreement")
+    if dis:
+        picks = ", ".join(f"{name} says {k}" for name, k in dis["picks"].items())
+        story += (f" The criteria disagree ({picks}): to see k = {dis['others'][0]} instead, run "
+                  f"imgclust recluster {run_dir if run_dir is not None else 'DIR'} -k "
+                  f"{dis['others'][0]} (seconds: the features are reused).")
+    return story
+
+
+def _k_sentence(summary: dict[str, Any]) -> str:
     """One sentence on how the number of clusters was reached."""
     k = summary["k"]
     crit, chosen, n = k.get("criterion"), k.get("selected_value"), summary.get("n_clusters")
@@ -360,7 +373,7 @@ def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> d
     reasons = Counter(_reason_kind(f["reason"]) for f in skipped)
     return {
         "kind": "run", "s": s, "n": n, "clusters": clusters, "ts": ts, "page": page,
-        "k_story": _k_story(s), "k_figs": [name for name, _ in k_figs], "eps_rows": eps_rows,
+        "k_story": _k_story(s, data.run_dir), "k_figs": [name for name, _ in k_figs], "eps_rows": eps_rows,
         "density_rows": density_rows,
         "map_info": map_info, "sil": sil, "evaluation": evaluation, "metrics": metrics,
         "skipped": skipped[:MAX_SKIPPED_SHOWN], "n_skipped": s.get("n_skipped", len(skipped)),
