@@ -522,6 +522,32 @@ def _print_bench_extras(rows: list[dict[str, Any]], markdown: bool) -> None:
         console.print(t)
 
 
+@app.command()
+def outliers(
+    source: str = typer.Argument(..., help="Run directory of 'imgclust run' (its features and clusters), or a folder, .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for outliers.csv and outliers.html (new, empty or an earlier outliers')."),
+    contamination: float = typer.Option(0.04, help="Share of images flagged."),
+    features: Optional[str] = typer.Option(None, "--features", "-f", help="Feature steps for a source (default auto); a run directory's own are used."),
+    method: List[str] = typer.Option(None, "--method", "-m", help="Detectors, repeat: gmm, pca, centre, lof, knn (default: gmm, pca, centre, lof)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Score every image by how little it fits the others; flag the top share and say why."""
+    from imgclust.detect.commands import OUTLIERS_CSV, OUTLIERS_HTML, run_outliers
+    from imgclust.detect.outliers import DEFAULT_METHODS
+
+    rep = run_outliers(source, out, contamination=contamination, features=features,
+                       methods=method or DEFAULT_METHODS, seed=seed, progress=not quiet)
+    r = rep.result
+    console.print(f"{int(r.flagged.sum())} of {len(rep.ids)} images flagged (contamination "
+                  f"{contamination:g}); features: {safe_text(rep.features)}", markup=False)
+    for i, score, reason in rep.top(10):
+        console.print(f"  {score:8.2f}  {safe_text(i)}  ({reason})", markup=False)
+    console.print(f"written to {safe_text(str(out / OUTLIERS_CSV))} and {OUTLIERS_HTML}",
+                  markup=False)
+
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -1,0 +1,437 @@
+"""Outlier scores: which images fit the collection least, and by which measure.
+
+Four detectors, each giving every image a score (higher = more outlying):
+
+``gmm``
+    Negative log density under a Gaussian mixture (diagonal covariances) fitted in a PCA space
+    of at most :data:`GMM_DIMS` dimensions. One component per cluster when labels are given,
+    else the number of components with the lowest BIC over 1..10.
+``pca``
+    Reconstruction error after PCA keeping 90 % of the variance.
+``centre``
+    Distance to the image's own cluster centre, relative to that cluster's spread
+    (median and median absolute deviation of its members' distances). Needs labels.
+``lof``
+    Local outlier factor (scikit-learn's ``LocalOutlierFactor``) of the k-nearest-neighbour
+    graph, which is searched through :mod:`imgclust.neighbors` (faiss where installed; no N x N
+    matrix is ever built). k is the number of images flagged, within 20..100.
+``knn``
+    Mean distance to the k nearest other images (not in the default set: LOF did better).
+
+A group of similar outliers (twenty inverted images, say) masks itself: it gets its own mixture
+component or cluster, its own principal direction, and its members are each other's
+neighbours. Two rules work against that. A cluster or mixture component holding fewer than
+``contamination`` of the images is treated as an outlier group (its members are measured against
+the other clusters / components). And the detectors are fitted twice (``refit=1``): after the
+first pass the top ``contamination`` share is left out of every fit and of the neighbour index,
+and all images are scored again against what remains.
+
+The default combination (``combine="zmax"``) is the largest robust z-score of the detectors
+(median and MAD over the fitted images): an image is flagged when any one detector finds it far
+out, and the reason names those that did. ``combine="rank"`` averages the detectors' rank
+percentiles instead. bench/detect_bench.py measures both (BENCHMARKS.md, issue 14).
+
+Examples
+--------
+>>> import numpy as np
+>>> X = np.random.default_rng(0).normal(size=(200, 5))
+>>> X[7] += 12
+>>> res = outlier_scores(X, contamination=0.01)
+>>> int(res.ranking()[0]), res.reason[7]  # doctest: +SKIP
+(7, 'knn+gmm+pca')
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from imgclust.errors import ConfigError
+from imgclust.neighbors import make_index
+
+#: every detector, in the order of the output columns
+METHODS = ("gmm", "pca", "centre", "lof", "knn")
+#: the detectors run by default
+DEFAULT_METHODS = ("gmm", "pca", "centre", "lof")
+#: how the detectors' scores are combined
+COMBINE = ("zmax", "rank")
+#: dimensions of the PCA space the Gaussian mixture is fitted in
+GMM_DIMS = 10
+#: components tried by BIC when no labels are given
+GMM_MAX_COMPONENTS = 10
+#: at most this many images are used to fit PCA and the mixture (all are scored)
+FIT_SAMPLE = 20_000
+#: a cluster needs this many fitted members to have a spread of its own
+MIN_CLUSTER = 5
+#: MAD -> standard deviation for normal data
+_MAD_SCALE = 1.4826
+
+
+@dataclass(frozen=True)
+class OutlierResult:
+    """Scores of one outlier search, rows in the order of the input matrix.
+
+    Attributes
+    ----------
+    score : ndarray of shape (n_images,)
+        Combined score, higher = more outlying.
+    flagged : ndarray of bool, shape (n_images,)
+        The top ``contamination`` share by ``score``.
+    reason : tuple of str
+        For a flagged image the detectors that flagged it, strongest first, joined by ``+``
+        (``"knn+gmm"``); ``""`` for the others.
+    method_scores : dict of str to ndarray
+        Each detector's own score (higher = more outlying): negative log density, residual
+        norm, MAD-scaled centre distance, mean k-NN distance.
+    method_z : dict of str to ndarray
+        The same as robust z-scores (median and MAD of the images the detectors were fitted on).
+    threshold : float
+        Lowest combined score among the flagged images.
+    contamination : float
+    combine : str
+    info : dict
+        What each detector chose (mixture components, PCA dimensions, k), and the detectors
+        left out with the reason (``info["skipped"]``).
+    """
+
+    score: np.ndarray
+    flagged: np.ndarray
+    reason: tuple[str, ...]
+    method_scores: dict[str, np.ndarray]
+    method_z: dict[str, np.ndarray]
+    threshold: float
+    contamination: float
+    combine: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The detectors that were run."""
+        return tuple(self.method_scores)
+
+    def ranking(self) -> np.ndarray:
+        """Row numbers from the most to the least outlying (ties keep input order)."""
+        return np.argsort(-self.score, kind="stable")
+
+
+def robust_z(s: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """``(s - median) / (1.4826 MAD)``, both taken over ``s[ref]`` (all of ``s`` by default).
+
+    Where the MAD is zero (more than half the scores equal) the interquartile range, then the
+    standard deviation stands in; a constant score gives zeros.
+    """
+    r = s if ref is None else s[ref]
+    med = float(np.median(r))
+    scale = _MAD_SCALE * float(np.median(np.abs(r - med)))
+    if not scale > 0:
+        q1, q3 = np.percentile(r, [25, 75])
+        scale = float(q3 - q1) / 1.349
+    if not scale > 0:
+        scale = float(np.std(r))
+    if not scale > 0:
+        return np.zeros_like(s, dtype=np.float64)
+    return (s - med) / scale
+
+
+def _sample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if len(rows) <= limit else np.sort(rng.choice(rows, limit, replace=False))
+
+
+def _big_clusters(labels: np.ndarray, fit: np.ndarray, min_size: float) -> np.ndarray:
+    """Cluster ids (>= 0) with at least ``min_size`` fitted members."""
+    ids, counts = np.unique(labels[fit & (labels >= 0)], return_counts=True)
+    return ids[counts >= min_size]
+
+
+def _score_gmm(X: np.ndarray, fit: np.ndarray, labels: np.ndarray | None, contamination: float,
+               rng: np.random.Generator, random_state: int) -> tuple[np.ndarray, dict[str, Any]]:
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    rows = _sample(np.flatnonzero(fit), FIT_SAMPLE, rng)
+    dims = max(1, min(GMM_DIMS, X.shape[1], len(rows) - 1))
+    pca = PCA(n_components=dims, random_state=random_state).fit(X[rows])
+    Z = pca.transform(X)
+    scale = float(Z[rows].std()) or 1.0
+    Z /= scale  # reg_covar is then relative to the data's spread
+    means_init = None
+    if labels is not None:
+        big = _big_clusters(labels, fit, max(MIN_CLUSTER, contamination * fit.sum()))
+        if len(big):
+            means_init = np.stack([Z[fit & (labels == c)].mean(axis=0) for c in big])
+    if means_init is not None:
+        k, how = len(means_init), "one per cluster"
+    else:
+        sub = _sample(rows, 2000, rng)
+        bics = []
+        for kk in range(1, min(GMM_MAX_COMPONENTS, len(sub) // 10) + 1):
+            g = GaussianMixture(kk, covariance_type="diag", reg_covar=1e-3,
+                                random_state=random_state).fit(Z[sub])
+            bics.append(g.bic(Z[sub]))
+        k, how = int(np.argmin(bics)) + 1 if bics else 1, "BIC over 1..10"
+    gmm = GaussianMixture(k, covariance_type="diag", reg_covar=1e-3, means_init=means_init,
+                          random_state=random_state).fit(Z[rows])
+    logp = gmm.score_samples(Z)
+    # components smaller than the outlier share are outlier groups: leave them out of the density
+    keep = gmm.weights_ >= contamination
+    if keep.any() and not keep.all():
+        resp = gmm.predict_proba(Z)[:, keep].sum(axis=1)
+        logp = logp + np.log(np.maximum(resp, 1e-300))
+    return -logp, {"n_components": k, "components_from": how, "dims": dims,
+                   "components_left_out": int((~keep).sum()) if keep.any() else 0}
+
+
+def _score_pca(X: np.ndarray, fit: np.ndarray, rng: np.random.Generator, random_state: int
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    from sklearn.decomposition import PCA
+
+    rows = _sample(np.flatnonzero(fit), FIT_SAMPLE, rng)
+    if X.shape[1] < 2 or len(rows) < 3:
+        return np.zeros(len(X)), {"dims": X.shape[1], "note": "too few features to reduce"}
+    pca = PCA(n_components=0.9, random_state=random_state).fit(X[rows])
+    err = np.empty(len(X))
+    for s in range(0, len(X), 8192):
+        B = X[s:s + 8192]
+        err[s:s + 8192] = np.linalg.norm(B - pca.inverse_transform(pca.transform(B)), axis=1)
+    return err, {"dims": int(pca.n_components_)}
+
+
+def _score_centre(X: np.ndarray, fit: np.ndarray, labels: np.ndarray, contamination: float
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    from scipy.spatial.distance import cdist
+
+    big = _big_clusters(labels, fit, max(MIN_CLUSTER, contamination * fit.sum()))
+    if len(big) == 0:  # no cluster large enough: one cluster of everything
+        labels, big = np.zeros(len(X), dtype=np.int64), np.array([0])
+    centres = np.stack([X[fit & (labels == c)].mean(axis=0) for c in big])
+    pos = {int(c): j for j, c in enumerate(big)}
+    own = np.array([pos.get(int(c), -1) for c in labels])
+    assign = own.copy()
+    dist = np.empty(len(X))
+    for s in range(0, len(X), 4096):
+        B = X[s:s + 4096]
+        D = cdist(B, centres)
+        a = own[s:s + 4096]
+        # noise and small-cluster members: measured against the nearest large cluster
+        a = np.where(a >= 0, a, D.argmin(axis=1))
+        assign[s:s + 4096] = a
+        dist[s:s + 4096] = D[np.arange(len(B)), a]
+    score = np.zeros(len(X))
+    for j in range(len(big)):
+        ref = fit & (own == j)
+        m = assign == j
+        score[m] = robust_z(dist[m], ref[m]) if ref.any() else 0.0
+    return score, {"clusters": int(len(big)),
+                   "rescored": int((own < 0).sum())}
+
+
+def _neighbours(X: np.ndarray, fit: np.ndarray, k: int, backend: str
+                ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Each row's ``k`` nearest fitted rows other than itself: (distances, positions among the
+    fitted rows), through the neighbour layer in batches."""
+    rows = np.flatnonzero(fit)
+    index = make_index(X[rows], backend=backend)
+    position = np.full(len(X), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    D = np.empty((len(X), k), dtype=np.float64)
+    I = np.empty((len(X), k), dtype=np.int64)  # noqa: E741
+    for s in range(0, len(X), 8192):
+        d, i = index.search(X[s:s + 8192], k + 1)
+        is_self = i == position[s:s + 8192, None]
+        # drop the row itself where it is in the index, else the farthest of the k + 1
+        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+        keep = np.ones_like(d, dtype=bool)
+        keep[np.arange(len(d)), drop] = False
+        D[s:s + 8192] = d[keep].reshape(len(d), k)
+        I[s:s + 8192] = i[keep].reshape(len(d), k)
+    return D, I, type(index).__name__
+
+
+def auto_neighbors(n: int, contamination: float) -> int:
+    """k of the neighbour detectors for ``n_neighbors="auto"``: the number of images flagged,
+    within 20..100. A group of alike outliers smaller than k is still measured against the
+    images around it (with k = 10, twenty inverted digits were each other's neighbours)."""
+    return int(min(100, max(20, n_flagged(n, contamination))))
+
+
+def _score_knn(X: np.ndarray, fit: np.ndarray, k: int, backend: str
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    D, _, used = _neighbours(X, fit, k, backend)
+    return D.mean(axis=1), {"n_neighbors": k, "backend": used}
+
+
+def _score_lof(X: np.ndarray, fit: np.ndarray, k: int, backend: str
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """scikit-learn's LocalOutlierFactor on the k-NN graph of the neighbour layer
+    (``metric="precomputed"``): fitted rows get their LOF, the others the novelty score."""
+    from scipy.sparse import csr_matrix
+    from sklearn.neighbors import LocalOutlierFactor
+
+    D, I, used = _neighbours(X, fit, k, backend)
+    rows = np.flatnonzero(fit)
+    nf = len(rows)
+    # the training graph holds each fitted row itself at distance 0, as scikit-learn expects
+    Df = np.hstack([np.zeros((nf, 1)), D[rows]])
+    If = np.hstack([np.arange(nf)[:, None], I[rows]])
+    graph = csr_matrix((Df.ravel(), If.ravel(), np.arange(0, nf * (k + 1) + 1, k + 1)),
+                       shape=(nf, nf))
+    lof = LocalOutlierFactor(n_neighbors=k, metric="precomputed", novelty=True).fit(graph)
+    score = np.empty(len(X))
+    score[rows] = -lof.negative_outlier_factor_
+    rest = np.flatnonzero(~fit)
+    if len(rest):
+        q = csr_matrix((D[rest].ravel(), I[rest].ravel(), np.arange(0, len(rest) * k + 1, k)),
+                       shape=(len(rest), nf))
+        score[rest] = -lof.score_samples(q)
+    return score, {"n_neighbors": k, "backend": used}
+
+
+def _check(X: Any, labels: Any, methods: Sequence[str], contamination: float, combine: str
+           ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ConfigError(f"outlier scores need a 2-D feature matrix, got shape {X.shape}")
+    if X.shape[0] < 10:
+        raise ConfigError(f"outlier scores need at least 10 images, got {X.shape[0]}")
+    if not np.isfinite(X).all():
+        raise ConfigError(f"the feature matrix holds {int((~np.isfinite(X)).sum())} "
+                          "non-finite values")
+    if not 0 < contamination <= 0.5:
+        raise ConfigError(f"contamination={contamination} must be in (0, 0.5]")
+    if combine not in COMBINE:
+        raise ConfigError(f"combine={combine!r}; valid: {', '.join(COMBINE)}")
+    methods = list(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"outlier methods {unknown or methods}; valid: {', '.join(METHODS)}")
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64)
+        if labels.shape != (X.shape[0],):
+            raise ConfigError(f"{labels.shape[0] if labels.ndim else 0} labels for "
+                              f"{X.shape[0]} images")
+    return X, labels, methods
+
+
+def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
+                   methods: Sequence[str] = DEFAULT_METHODS, contamination: float = 0.04,
+                   random_state: int = 0, *, combine: str = "zmax",
+                   n_neighbors: int | str = "auto",
+                   refit: int = 1, backend: str = "auto") -> OutlierResult:
+    """Score every image by how little it fits the others; flag the top ``contamination`` share.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_images, n_features)
+        Features of the images (a run's ``features.npy``).
+    labels : array-like of shape (n_images,), optional
+        Cluster of each image (``-1`` noise). Needed by ``centre``, which is left out without
+        it; ``gmm`` then chooses its components by BIC.
+    methods : sequence of {"gmm", "pca", "centre", "lof", "knn"}
+    contamination : float in (0, 0.5]
+        Share of images flagged.
+    random_state : int
+    combine : {"zmax", "rank"}
+        Largest robust z-score of the detectors, or the mean of their rank percentiles.
+    n_neighbors : int or "auto"
+        k of the ``lof`` and ``knn`` detectors; ``auto``: :func:`auto_neighbors` (the number
+        of images flagged, within 20..100).
+    refit : int
+        Extra passes with the flagged images left out of every fit (0: one pass).
+    backend : {"auto", "sklearn", "faiss"}
+        Neighbour search of the ``lof`` and ``knn`` detectors.
+
+    Returns
+    -------
+    OutlierResult
+
+    Raises
+    ------
+    ConfigError
+        Fewer than 10 images, non-finite features, an unknown method or combination,
+        ``contamination`` outside (0, 0.5], labels of the wrong length.
+    """
+    X, labels, methods = _check(X, labels, methods, contamination, combine)
+    skipped: dict[str, str] = {}
+    if labels is None and "centre" in methods:
+        methods.remove("centre")
+        skipped["centre"] = "needs cluster labels"
+        if not methods:
+            raise ConfigError("the centre detector needs cluster labels; none were given")
+    n = X.shape[0]
+    n_flag = n_flagged(n, contamination)
+    if n_neighbors == "auto":
+        k = auto_neighbors(n, contamination)
+    elif isinstance(n_neighbors, (int, np.integer)) and n_neighbors >= 1:
+        k = int(n_neighbors)
+    else:
+        raise ConfigError(f"n_neighbors={n_neighbors!r} must be a positive integer or 'auto'")
+    k = max(1, min(k, n - n_flag - 1))  # the refit leaves n - n_flag images in the index
+    fit = np.ones(n, dtype=bool)
+    for _ in range(int(refit) + 1):
+        rng = np.random.default_rng(random_state)
+        raw: dict[str, np.ndarray] = {}
+        info: dict[str, Any] = {}
+        for m in methods:
+            if m == "gmm":
+                raw[m], info[m] = _score_gmm(X, fit, labels, contamination, rng, random_state)
+            elif m == "pca":
+                raw[m], info[m] = _score_pca(X, fit, rng, random_state)
+            elif m == "centre":
+                assert labels is not None
+                raw[m], info[m] = _score_centre(X, fit, labels, contamination)
+            elif m == "lof":
+                raw[m], info[m] = _score_lof(X, fit, k, backend)
+            else:
+                raw[m], info[m] = _score_knn(X, fit, k, backend)
+        z = {m: robust_z(s, fit) for m, s in raw.items()}
+        Zm = np.stack([z[m] for m in methods])
+        if combine == "zmax":
+            score = Zm.max(axis=0)
+        else:
+            from scipy.stats import rankdata
+
+            score = np.mean([rankdata(s) / n for s in raw.values()], axis=0)
+        order = np.argsort(-score, kind="stable")
+        fit = np.ones(n, dtype=bool)
+        fit[order[:n_flag]] = False
+    flagged = ~fit
+    threshold = float(score[order[n_flag - 1]])
+    reason = _reasons(methods, raw, z, flagged, threshold, combine, contamination)
+    info["skipped"] = skipped
+    info["refit"] = int(refit)
+    return OutlierResult(score=score, flagged=flagged, reason=reason, method_scores=raw,
+                         method_z=z, threshold=threshold, contamination=contamination,
+                         combine=combine, info=info)
+
+
+def _reasons(methods: list[str], raw: dict[str, np.ndarray], z: dict[str, np.ndarray],
+             flagged: np.ndarray, threshold: float, combine: str, contamination: float
+             ) -> tuple[str, ...]:
+    """Per flagged image the detectors over the line, strongest first."""
+    Zm = np.stack([z[m] for m in methods])
+    if combine == "zmax":
+        over = Zm >= threshold
+    else:  # each detector's own top share
+        n = Zm.shape[1]
+        cut = n_flagged(n, contamination)
+        over = np.zeros_like(Zm, dtype=bool)
+        for j, m in enumerate(methods):
+            over[j, np.argsort(-raw[m], kind="stable")[:cut]] = True
+    out = []
+    for i in range(Zm.shape[1]):
+        if not flagged[i]:
+            out.append("")
+            continue
+        js = np.flatnonzero(over[:, i])
+        if len(js) == 0:
+            js = np.array([int(Zm[:, i].argmax())])
+        js = js[np.argsort(-Zm[js, i], kind="stable")]
+        out.append("+".join(methods[j] for j in js))
+    return tuple(out)
+
+
+def n_flagged(n: int, contamination: float) -> int:
+    """How many of ``n`` images a ``contamination`` share flags (at least one)."""
+    return max(1, int(math.floor(contamination * n + 0.5)))
