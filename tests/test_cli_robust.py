@@ -235,3 +235,38 @@ def test_report_on_a_damaged_run_is_one_line_exit_1(tmp_path, damage):
             f.write("zz,not-a-number,x,1\n")
     res = imgclust("report", out, "-q")
     assert res.returncode == 1 and str(out) in one_line_error(res)
+
+
+# --- what the help and the summary line say ----------------------------------------------------
+
+def test_help_has_no_type_noise_and_names_the_defaults():
+    run_help = imgclust("run", "--help")
+    bench_help = imgclust("bench", "--help")
+    assert run_help.returncode == bench_help.returncode == 0
+    assert "<bool>" not in run_help.stdout + bench_help.stdout
+    assert "--no-overwrite" not in run_help.stdout
+    assert "--default / --no-default" in bench_help.stdout and "no-no-default" not in bench_help.stdout
+    assert "Default: the method's first: silhouette for kmeans" in " ".join(run_help.stdout.split())
+
+
+def test_every_compare_option_is_documented():
+    import typer
+
+    from imgclust.cli import app
+
+    compare = typer.main.get_command(app).commands["compare"]
+    undocumented = [p.name for p in compare.params if not getattr(p, "help", None)]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("args,story", [
+    (["-m", "hdbscan"], "(found by hdbscan)"),
+    (["-m", "hdbscan", "-k", "5"], "(found by hdbscan; -k 5 does not apply)"),
+    (["-m", "kmeans", "-k", "5"], "clusters: 5 (k given)"),
+])
+def test_the_summary_line_says_where_k_came_from(tmp_path, args, story):
+    res = imgclust("run", "dataset:digits", "-o", tmp_path / "r", "-f", "pixels:4", *args, "-q",
+                   "--no-report")
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("method:"))
+    assert story in line and "(k none)" not in line and "chosen by" not in line

@@ -20,7 +20,8 @@ from rich.text import Text
 
 from imgclust.errors import ConfigError, ImgclustError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
+# rich_markup_mode=None: click's plain help (typer's rich panels print '<bool>' beside every flag)
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
                   help="Unsupervised image classification: group similar images.")
 # emoji=False: a file named ':thumbs_up:.png' is printed as named, not as an emoji;
 # soft_wrap: a plain line is never broken at 80 columns on a pipe (tables still fit the width)
@@ -44,6 +45,12 @@ def _marks_interrupted(out: Path) -> Iterator[None]:
         except (OSError, ValueError):
             pass  # no run.json yet (or unreadable): nothing of ours to mark
         raise
+
+
+#: --criterion's help: what each method chooses with when none is given (cluster registry)
+CRITERION_HELP = ("How auto chooses k: silhouette, elbow, bic, aic, density; graph, modularity, "
+                  "eigengap (knn-spectral). Default: the method's first: silhouette for kmeans, "
+                  "agglomerative and spectral, bic for gmm, graph for knn-spectral.")
 
 
 def _k_range(text: str) -> tuple[int, int]:
@@ -94,6 +101,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _k_story(s: dict[str, Any]) -> str:
+    """Where the number of clusters came from, in words (summary.json's "k")."""
+    kinfo, method = s["k"], str(s["method"]["name"]).split(":")[0]
+    crit, value = kinfo.get("criterion"), kinfo.get("selected_value")
+    asked = str(kinfo.get("requested", "auto"))
+    if crit == "none":  # HDBSCAN, affinity propagation...: the method finds k itself
+        return f"found by {method}" + (f"; -k {asked} does not apply" if asked != "auto" else "")
+    if crit == "upper-bound":
+        return f"found by {method}, at most {value}"
+    if crit == "eps":
+        return f"found by {method}, eps {_fmt(value)}"
+    if crit == "given" or asked != "auto":
+        return "k given"
+    return f"k chosen by {crit}"
+
+
 def _print_run(res: Any) -> None:
     s = res.summary
     # every path, name and id goes through safe_text; lines with markup escape them too
@@ -105,11 +128,8 @@ def _print_run(res: Any) -> None:
         console.print(f"  … and {s['n_skipped'] - 10} more (see summary.json)")
     console.print(f"features: {safe_text(s['features']['spec'])} -> {s['features']['dim']} dims",
                   markup=False)
-    kinfo = s["k"]
     console.print(f"method: {safe_text(s['method']['name'])}, clusters: {s['n_clusters']} "
-                  f"(k {kinfo['criterion']}" + (f", value {_fmt(kinfo['selected_value'])}"
-                                                if kinfo["criterion"] == "eps" else "") + ")",
-                  markup=False)
+                  f"({safe_text(_k_story(s))})", markup=False)
     t = Table(title="clusters")
     t.add_column("cluster", justify="right")
     t.add_column("size", justify="right")
@@ -132,22 +152,27 @@ def _print_run(res: Any) -> None:
 
 @app.command()
 def run(
-    source: str = typer.Argument("dataset:digits", help="Folder, .npz file or dataset:NAME."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
-    features: str = typer.Option("auto", "--features", "-f",
+    source: str = typer.Argument("dataset:digits", metavar="SOURCE",
+                                 help="Folder, .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run directory to write."),
+    features: str = typer.Option("auto", "--features", "-f", metavar="STEPS",
                                  help="Feature steps, e.g. pixels, pixels:32,pca:50, cnn,umap:10, auto."),
-    method: str = typer.Option("auto", "--method", "-m", help="Clustering method (see 'imgclust methods')."),
-    k: str = typer.Option("auto", "--k", "-k", help="Number of clusters or 'auto'."),
-    criterion: Optional[str] = typer.Option(None, help="How auto chooses k: silhouette, elbow, bic, aic, density; graph, modularity, eigengap (knn-spectral)."),
-    k_range: str = typer.Option("2:15", help="Range of k tried by auto, LOW:HIGH."),
-    labels: Optional[str] = typer.Option(None, help="'folders': class subfolders, for evaluation only."),
-    export: Optional[str] = typer.Option(None, help="Per-cluster folders: copy, link or move."),
-    overwrite: bool = typer.Option(False, help="Replace an earlier run in --out."),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
-    batch_size: int = typer.Option(256, min=1, help="Images decoded per batch (bounds memory)."),
+    method: str = typer.Option("auto", "--method", "-m", metavar="METHOD",
+                               help="Clustering method (see 'imgclust methods')."),
+    k: str = typer.Option("auto", "--k", "-k", metavar="K", help="Number of clusters or 'auto'."),
+    criterion: Optional[str] = typer.Option(None, metavar="NAME", help=CRITERION_HELP),
+    k_range: str = typer.Option("2:15", metavar="LOW:HIGH", help="Range of k tried by auto."),
+    labels: Optional[str] = typer.Option(None, metavar="folders",
+                                         help="'folders': class subfolders, for evaluation only."),
+    export: Optional[str] = typer.Option(None, metavar="MODE",
+                                         help="Per-cluster folders: copy, link or move."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in --out."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, metavar="N", help="Random seed."),
+    batch_size: int = typer.Option(256, min=1, metavar="N",
+                                   help="Images decoded per batch (bounds memory)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
-    map_method: str = typer.Option("auto", "--map", help="The report's 2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
+    map_method: str = typer.Option("auto", "--map", metavar="NAME", help="The report's 2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
 ) -> None:
     """Cluster images and write clusters.csv, summary.json, report.html (and folders with --export)."""
     from imgclust.pipeline import run as run_api
@@ -176,17 +201,24 @@ def _print_k_hint(summary: dict[str, Any], out: Path) -> None:
 
 @app.command()
 def compare(
-    source: str = typer.Argument("dataset:digits"),
-    out: Path = typer.Option(..., "--out", "-o"),
+    source: str = typer.Argument("dataset:digits", metavar="SOURCE",
+                                 help="Folder, .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
+                             help="Run directory to write (compare.json, compare.csv)."),
     method: List[str] = typer.Option(["kmeans", "agglomerative", "gmm", "hdbscan"], "--method", "-m",
-                                     help="Repeat for each method to compare."),
-    features: str = typer.Option("auto", "--features", "-f"),
-    k: str = typer.Option("auto", "--k", "-k"),
-    k_range: str = typer.Option("2:15"),
-    labels: Optional[str] = typer.Option(None),
-    overwrite: bool = typer.Option(False),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+                                     metavar="METHOD",
+                                     help="Repeat for each method to compare, each once."),
+    features: str = typer.Option("auto", "--features", "-f", metavar="STEPS",
+                                 help="Feature steps shared by every method (as for run)."),
+    k: str = typer.Option("auto", "--k", "-k", metavar="K",
+                          help="Number of clusters or 'auto' (each method chooses with its "
+                               "first criterion; methods that find k ignore it)."),
+    k_range: str = typer.Option("2:15", metavar="LOW:HIGH", help="Range of k tried by auto."),
+    labels: Optional[str] = typer.Option(None, metavar="folders",
+                                         help="'folders': class subfolders, for evaluation only."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in --out."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, metavar="N", help="Random seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
 ) -> None:
     """Several methods on the same features: metrics table and pairwise ARI agreement."""
@@ -236,8 +268,9 @@ def _write_report(run_dir: Path, quiet: bool, map_method: str = "auto") -> None:
 
 @app.command("report")
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run' or 'imgclust compare'."),
-    map_method: str = typer.Option("auto", "--map", help="2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
+                                   help="Run directory of 'imgclust run' or 'imgclust compare'."),
+    map_method: str = typer.Option("auto", "--map", metavar="NAME", help="2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """(Re)build RUN_DIR/report.html from a finished run; opens offline in a browser."""
@@ -246,13 +279,18 @@ def report_cmd(
 
 @app.command()
 def bench(
-    source: List[str] = typer.Argument(None, help="Labelled sources (default: dataset:digits); "
+    source: List[str] = typer.Argument(None, metavar="SOURCE",
+                                       help="Labelled sources (default: dataset:digits); "
                                        "folders:PATH for class subfolders."),
-    features: List[str] = typer.Option(None, "--features", "-f", help="Repeat; default pixels and pixels,pca:50."),
-    method: List[str] = typer.Option(None, "--method", "-m", help="Repeat; default: every method."),
-    k: str = typer.Option("true", "--k", "-k", help="'true' (number of classes), 'auto' or N."),
-    seeds: int = typer.Option(1, min=1, help="Repeat every row over this many seeds."),
-    no_default: bool = typer.Option(False, help="Leave out the auto/auto default row."),
+    features: List[str] = typer.Option(None, "--features", "-f", metavar="STEPS",
+                                       help="Repeat; default pixels and pixels,pca:50."),
+    method: List[str] = typer.Option(None, "--method", "-m", metavar="METHOD",
+                                     help="Repeat; default: every method."),
+    k: str = typer.Option("true", "--k", "-k", metavar="K",
+                          help="'true' (number of classes), 'auto' or N."),
+    seeds: int = typer.Option(1, min=1, metavar="N", help="Repeat every row over this many seeds."),
+    default: bool = typer.Option(True, "--default/--no-default",
+                                 help="Include the auto/auto default row."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines, one per row."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a Markdown table."),
     memory: bool = typer.Option(False, "--memory", help="Also trace peak memory (tracemalloc; slows "
@@ -298,7 +336,7 @@ def bench(
     if supervised or not cluster_feats:
         default_f, default_m = ((), ("kmeans",)) if supervised else (DEFAULT_FEATURES, DEFAULT_METHODS)
         rows += bench_api(sources, features or default_f, method or default_m, k=kk,
-                          seeds=range(seeds), include_default=not no_default, on_row=show,
+                          seeds=range(seeds), include_default=default, on_row=show,
                           memory=memory, supervised=supervised)
     if out is not None:
         from imgclust.bench import write_bench_out
