@@ -586,6 +586,24 @@ def outliers(
 
 
 
+@app.command()
+def serve(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    port: int = typer.Option(8765, help="Port to listen on (0: any free one)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback lets other computers in."),
+) -> None:
+    """The local labelling web app: name, label, move, merge, split, propagate, export."""
+    try:
+        from imgclust.app.server import serve as serve_app
+    except ImportError as exc:
+        from imgclust.errors import MissingExtraError
+
+        raise MissingExtraError(f"imgclust serve ({exc.name} is missing)", "app") from None
+    serve_app(run_dir, host=host, port=port,
+              say=lambda m: console.print(safe_text(m), markup=False),
+              warn=lambda m: err.print(safe_text(m), markup=False))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
