@@ -108,6 +108,12 @@ def test_an_empty_source_is_a_usage_error(tmp_path):
     res = imgclust("run", "", "-o", tmp_path / "r", *FAST, cwd=tmp_path / "work")
     assert res.returncode == 2 and "source is empty" in one_line_error(res)
     assert not (tmp_path / "r").exists()
+    # an empty --out is not the working directory either
+    for cmd in (["run", "dataset:digits", "-o", "", *FAST],
+                ["compare", "dataset:digits", "-o", "", "-m", "kmeans", "-q", "--no-report"]):
+        res = imgclust(*cmd, cwd=tmp_path / "work")
+        assert res.returncode == 2 and "'--out' / '-o': is empty" in one_line_error(res)
+    assert not list((tmp_path / "work").iterdir())
 
 
 def test_out_inside_the_source_is_not_clustered_on_the_next_run(color_folder):

@@ -70,6 +70,13 @@ def _k(text: str) -> str:
     return text
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: an empty string is refused (``Path("")`` is the working directory)."""
+    if not text:
+        raise typer.BadParameter("is empty (''); name the run directory to write")
+    return Path(text)
+
+
 #: a seed scikit-learn and numpy accept (RandomState: 0 .. 2**32 - 1)
 SEED_MAX = 2**32 - 1
 
@@ -154,7 +161,8 @@ def _print_run(res: Any) -> None:
 def run(
     source: str = typer.Argument("dataset:digits", metavar="SOURCE",
                                  help="Folder, .npz file or dataset:NAME."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run directory to write."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", parser=_out_dir,
+                             help="Run directory to write."),
     features: str = typer.Option("auto", "--features", "-f", metavar="STEPS",
                                  help="Feature steps, e.g. pixels, pixels:32,pca:50, cnn,umap:10, auto."),
     method: str = typer.Option("auto", "--method", "-m", metavar="METHOD",
@@ -203,7 +211,7 @@ def _print_k_hint(summary: dict[str, Any], out: Path) -> None:
 def compare(
     source: str = typer.Argument("dataset:digits", metavar="SOURCE",
                                  help="Folder, .npz file or dataset:NAME."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", parser=_out_dir,
                              help="Run directory to write (compare.json, compare.csv)."),
     method: List[str] = typer.Option(["kmeans", "agglomerative", "gmm", "hdbscan"], "--method", "-m",
                                      metavar="METHOD",
