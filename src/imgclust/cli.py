@@ -310,6 +310,8 @@ def bench(
                                        "logistic regression on k-means distances (k by 3-fold grid "
                                        "search) against one on the plain features (-f, default "
                                        "pixels)."),
+    k_grid: str = typer.Option("50:150:10", help="The k's of --cluster-features' grid search, "
+                               "LOW:HIGH:STEP."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for bench.json (and "
                                        "supervised.html with --supervised): new, empty or an "
                                        "earlier bench's."),
@@ -323,6 +325,8 @@ def bench(
     kk: Any = k if k in ("true", "auto") else int(k)
     keys = ["data", "features", "method", "seed", "k", "criterion", "acc", "nmi", "ari",
             "noise", "test_acc", "seconds", "peak_mb"]
+    if cluster_feats:
+        _k_grid(k_grid)  # a usage mistake fails before any work
     if out is not None:
         check_bench_out(out, supervised)  # refuse a user's folder before the first image is read
 
@@ -340,7 +344,7 @@ def bench(
         from imgclust.bench import CLUSTER_FEATURES_DEFAULT, clusters_as_features
 
         rows += clusters_as_features(sources, features or CLUSTER_FEATURES_DEFAULT,
-                                     seeds=range(seeds), on_row=show)
+                                     seeds=range(seeds), k_grid=_k_grid(k_grid), on_row=show)
     if supervised or not cluster_feats:
         default_f, default_m = ((), ("kmeans",)) if supervised else (DEFAULT_FEATURES, DEFAULT_METHODS)
         rows += bench_api(sources, features or default_f, method or default_m, k=kk,
@@ -520,6 +524,16 @@ def segment(
         console.print(f"{k} colours: " + "  ".join(f"{c['hex']} {100 * c['share']:.1f}%"
                                                  for c in cols), markup=False)
     console.print(f"written to {safe_text(str(Path(out) / 'segment.html'))}", markup=False)
+
+
+def _k_grid(text: str) -> list[int]:
+    try:
+        lo, hi, step = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"--k-grid {text!r} must look like 50:150:10") from None
+    if lo < 1 or hi < lo or step < 1:
+        raise ConfigError(f"--k-grid {text!r}: need 1 <= LOW <= HIGH and STEP >= 1")
+    return list(range(lo, hi + 1, step))
 
 
 def _bench_extra_tables(rows: list[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
