@@ -59,6 +59,8 @@ def serve(run_dir: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
 
     from imgclust.app.web import LOOPBACK, create_app
 
+    if not 0 <= port <= 65535:  # a usage error: before the run directory is read
+        raise ConfigError(f"--port {port} must be between 0 and 65535")
     if is_loopback(host):
         hosts: list[str] = [*LOOPBACK, host]
     elif host in ("0.0.0.0", "::", ""):

@@ -180,8 +180,9 @@ def create_app(run_dir: str | Path, allowed_hosts: Sequence[str] | None = None,
     env = Environment(loader=PackageLoader("imgclust.app", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
 
+    # no trailing-slash redirects: '/thumb/%2e%2e%2f' is a 404, not a redirect to '/thumb/..'
     app = FastAPI(title="imgclust", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, redirect_slashes=False)
     app.state.token = token
     app.state.run = state
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
