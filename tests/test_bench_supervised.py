@@ -102,6 +102,7 @@ def test_cli_supervised_on_digits_writes_the_report(tmp_path):
     p = bench_cli(str(tmp_path / "d600.npz"), "--supervised", "-f", "pixels", "--no-default",
                   "--out", str(out), "--markdown")
     assert p.returncode == 0, p.stderr
+    assert "written to" in p.stderr and "written to" not in p.stdout  # stdout: only tables
     table = p.stdout.split("supervised baselines")[1]  # after the matrix's own table
     line = next(row for row in table.splitlines() if row.startswith("| d600.npz | pixels | "))
     cells = line.strip("| ").split(" | ")

@@ -357,8 +357,9 @@ def bench(
                                            "methods": method, "k": k, "seeds": seeds,
                                            "supervised": supervised,
                                            "cluster_features": cluster_feats})
-        if not as_json:
-            console.print(f"written to {safe_text(str(out))}", markup=False)
+        if not as_json:  # on stderr under --markdown: stdout holds only the tables
+            (err if markdown else console).print(f"written to {safe_text(str(out))}",
+                                                 markup=False)
     if as_json:
         return
     agg = aggregate(rows)
