@@ -394,3 +394,30 @@ def test_app_is_not_imported_by_the_core():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ}, timeout=60)
     assert r.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "folders"])
+def test_export_writes_the_labels(digits_run, tmp_path, fmt):
+    pytest.importorskip("imgclust.label.export")
+    client, app = client_of(digits_run)
+    store = LabelStore(digits_run)
+    client.post("/api/label", json={"rows": [0, 1], "label": "zero"}, headers=hdr(app))
+    client.post("/api/propagate", json={"mode": "cluster"}, headers=hdr(app))
+    dest = tmp_path / "out" / fmt
+    r = client.post("/api/export", json={"folder": str(dest), "format": fmt}, headers=hdr(app))
+    assert r.status_code == 200, r.text
+    assert r.json()["folder"] == str(dest) and r.json()["result"]["labels"] == 2
+    text = (dest / "labels.csv").read_text()
+    assert text.count(",zero,") == 2 and store.ids[1] in text
+    if fmt == "folders":
+        assert len(list((dest / "zero").iterdir())) == 2
+    # with the propagated labels, into another folder; the same folder again is refused
+    r = client.post("/api/export", json={"folder": str(dest) + "-all", "format": fmt,
+                                         "machine": True}, headers=hdr(app))
+    assert r.json()["result"]["labels"] == len(store.current_labels()) > 2
+    r = client.post("/api/export", json={"folder": str(dest), "format": fmt}, headers=hdr(app))
+    assert r.status_code == 400 and "already exists" in r.json()["error"]
+    r = client.post("/api/export", json={"folder": str(tmp_path / "x"), "format": "zip"},
+                    headers=hdr(app))
+    assert r.status_code == 400 and "valid: csv" in r.json()["error"]
+    assert not (tmp_path / "x").exists()  # the folder made for it is removed again

@@ -93,6 +93,7 @@ class PropagateBody(BaseModel):
 class ExportBody(BaseModel):
     folder: str
     format: str = "csv"
+    machine: bool = False                # also the propagated and model labels
 
 
 def _host_name(host_header: str) -> str:
@@ -269,7 +270,12 @@ def create_app(run_dir: str | Path, allowed_hosts: Sequence[str] | None = None,
             cards.sort(key=lambda c: c["cluster"])
         noise = [c for c in view.cards if c["cluster"] < 0]
         counts = state.store.counts()
+        try:
+            from imgclust.label.export import FORMATS as formats
+        except ImportError:
+            formats = ()
         return render("overview.html.j2", title=f"imgclust · {state.run_dir.name}",
+                      formats=formats,
                       cards=[card_view(c, view) for c in cards + noise], sort=sort,
                       counts=counts, n_labelled=len(view.labels),
                       n_not_of_interest=len(view.not_of_interest),
@@ -323,6 +329,10 @@ def create_app(run_dir: str | Path, allowed_hosts: Sequence[str] | None = None,
                               "noi": False})
         return render("next.html.j2", title=f"label next · {state.run_dir.name}", tiles=tiles,
                       error=error, page={"view": "next"})
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
 
     # -- images ------------------------------------------------------------------------------
     def png(data_of: Any, row: int) -> Response:
@@ -411,7 +421,7 @@ def create_app(run_dir: str | Path, allowed_hosts: Sequence[str] | None = None,
     @app.post("/api/export", dependencies=write)
     def export(body: ExportBody) -> dict[str, Any]:
         try:
-            from imgclust.label.export import export_labels
+            from imgclust.label.export import LABELS_CSV, export_labels
         except ImportError:
             raise HTTPException(501, "export is not available: imgclust.label.export is "
                                      "missing from this installation") from None
@@ -424,7 +434,18 @@ def create_app(run_dir: str | Path, allowed_hosts: Sequence[str] | None = None,
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f"{out}: already exists and is not an empty folder; nothing is "
                               "overwritten, give a new folder")
-        res = export_labels(state.run_dir, out, format=body.format)
+        sources = ("human", "import") + (("propagated", "model") if body.machine else ())
+        made = not out.exists()
+        # csv: FOLDER/labels.csv; the folder layouts: FOLDER/<label>/... and FOLDER/labels.csv
+        if body.format == "csv":
+            out.mkdir(parents=True, exist_ok=True)
+        try:
+            res = export_labels(state.run_dir, out / LABELS_CSV if body.format == "csv" else out,
+                                format=body.format, sources=sources)
+        except BaseException:
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # only the empty folder this request made
+            raise
         return {"batch": None, "folder": str(out), "result": _jsonable(res)}
 
     return app

@@ -199,7 +199,8 @@
     ev.preventDefault();
     say("exporting…", false);
     act("/api/export", {folder: document.getElementById("export-folder").value,
-                        format: document.getElementById("export-format").value},
+                        format: document.getElementById("export-format").value,
+                        machine: document.getElementById("export-machine").checked},
       d => `exported to ${d.folder}`, false);
   });
   async function undo(batch) {
