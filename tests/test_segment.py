@@ -113,6 +113,14 @@ def test_cli_segment_rerun_replaces_only_its_own_files(rng, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_cli_segment_refuses_an_empty_out(rng, tmp_path):
+    path = tmp_path / "two.png"
+    Image.fromarray(two_colour(rng)).save(path)
+    p = segment_cli(str(path), "--out", "")
+    assert p.returncode == 2 and "is empty" in p.stderr
+    assert [q.name for q in tmp_path.iterdir()] == ["two.png"]
+
+
 def test_cli_segment_refuses_a_users_folder(rng, tmp_path):
     path = tmp_path / "two.png"
     Image.fromarray(two_colour(rng)).save(path)
@@ -128,6 +136,7 @@ def test_cli_segment_refuses_a_users_folder(rng, tmp_path):
 @pytest.mark.parametrize("content,args,code,message", [
     (b"hello", ["--colors", "2"], 1, "not an image"),
     (None, ["--colors", "0"], 2, "must be a positive integer"),
+    (None, ["--seed", "-1"], 2, "--seed"),
 ])
 def test_cli_segment_errors(rng, tmp_path, content, args, code, message):
     path = tmp_path / "x.png"

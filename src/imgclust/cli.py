@@ -310,9 +310,10 @@ def bench(
                                        "logistic regression on k-means distances (k by 3-fold grid "
                                        "search) against one on the plain features (-f, default "
                                        "pixels)."),
-    k_grid: str = typer.Option("50:150:10", help="The k's of --cluster-features' grid search, "
-                               "LOW:HIGH:STEP."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for bench.json (and "
+    k_grid: str = typer.Option("50:150:10", metavar="LOW:HIGH:STEP",
+                               help="The k's of --cluster-features' grid search."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", parser=_out_dir,
+                                       help="Folder for bench.json (and "
                                        "supervised.html with --supervised): new, empty or an "
                                        "earlier bench's."),
 ) -> None:
@@ -511,11 +512,11 @@ def assign(
 
 @app.command()
 def segment(
-    image: Path = typer.Argument(..., help="The image file to segment (never modified)."),
-    colors: List[int] = typer.Option([8], "--colors", "-c", help="Number of colours; repeat for several segmentations."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (new, empty or an earlier segment's)."),
-    seed: int = typer.Option(0, help="Random seed (pixel sample and k-means)."),
-    max_side: int = typer.Option(2048, help="Segment a copy downscaled to this longer side."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="The image file to segment (never modified)."),
+    colors: List[int] = typer.Option([8], "--colors", "-c", metavar="K", help="Number of colours; repeat for several segmentations."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", parser=_out_dir, help="Folder to write (new, empty or an earlier segment's)."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, metavar="N", help="Random seed (pixel sample and k-means)."),
+    max_side: int = typer.Option(2048, min=1, metavar="N", help="Segment a copy downscaled to this longer side."),
 ) -> None:
     """Colour segmentation by k-means over the pixels: segmented-K.png, palette-K.png/.json, segment.html."""
     from imgclust.segment import segment_file
