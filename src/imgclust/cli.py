@@ -628,6 +628,149 @@ def serve(
               warn=lambda m: err.print(safe_text(m), markup=False))
 
 
+label_app = typer.Typer(help="Label a run: propagate, suggest, train, import, show, export, undo.",
+                        no_args_is_help=True)
+app.add_typer(label_app, name="label")
+
+
+@label_app.command("propagate")
+def label_propagate(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    mode: str = typer.Option("cluster", "--mode", help="cluster, nearest:P% (e.g. nearest:20%) or spread."),
+) -> None:
+    """Spread the labels a person gave to the other images (one undoable batch)."""
+    from imgclust.label.propagate import propagate_run
+
+    res = propagate_run(run_dir, mode)
+    console.print(f"{res['labelled']} images carry a propagated label ({res['changed']} new or "
+                  f"changed, {res['cleared']} taken back)", markup=False)
+    for lab, n in res["by_label"].items():
+        console.print(f"  {safe_text(lab)}: {n}", markup=False)
+    if res["batch"]:
+        console.print(f"batch {res['batch']} (imgclust label undo {safe_text(str(run_dir))} "
+                      f"--batch {res['batch']})", markup=False)
+
+
+@label_app.command("next")
+def label_next(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    n: int = typer.Option(20, "-n", help="How many images to suggest."),
+    model: str = typer.Option("spread", help="Margins from spread (LabelSpreading) or logreg."),
+) -> None:
+    """The images to label next: one per unlabelled cluster, then the least certain."""
+    from imgclust.label.active import suggest_run
+
+    t = Table(title="label next")
+    for col in ("id", "cluster", "why", "margin"):
+        t.add_column(col)
+    for s in suggest_run(run_dir, n, model):
+        t.add_row(safe_text(s["id"]), str(s["cluster"]), s["reason"], _fmt(s["margin"]))
+    console.print(t)
+
+
+@label_app.command("train")
+def label_train(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    include_propagated: bool = typer.Option(False, help="Also learn from propagated labels."),
+    write: bool = typer.Option(False, help="Record the predictions as 'model' labels for the images without a person's label."),
+) -> None:
+    """Logistic regression on the features and the labels so far; cross-validated accuracy."""
+    from imgclust.label.train import train_run
+
+    sources = ("human", "import") + (("propagated",) if include_propagated else ())
+    res, batch = train_run(run_dir, sources, write=write)
+    console.print(f"{res.n_labels} labels, {len(res.classes)} classes", markup=False)
+    if res.cv_accuracy is None:
+        console.print(f"cross-validated accuracy: none ({safe_text(res.why_no_cv or '')})",
+                      markup=False)
+    else:
+        console.print(f"cross-validated accuracy: {res.cv_accuracy:.3f} ± {res.cv_sd:.3f} "
+                      f"({res.n_folds} folds)")
+    if batch:
+        console.print(f"model labels written: batch {batch}")
+
+
+@label_app.command("import")
+def label_import(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    csv_file: Path = typer.Argument(..., help="CSV with the columns id and label."),
+) -> None:
+    """Record the labels of a CSV file (id,label) as a person's labels (one batch)."""
+    from imgclust.label.export import import_labels
+
+    res = import_labels(run_dir, csv_file)
+    console.print(f"imported {res['labels']} labels ({len(res['by_label'])} classes): batch "
+                  f"{res['batch']}")
+
+
+@label_app.command("show")
+def label_show(run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'.")) -> None:
+    """How many images carry each label, by source."""
+    from imgclust.label.store import LabelStore
+
+    SOURCES = ("human", "import", "propagated", "model")  # noqa: N806 (people's first)
+    store = LabelStore(run_dir)
+    counts = store.counts()
+    t = Table(title="labels")
+    for col in ("label", *SOURCES, "total"):
+        t.add_column(col, justify="left" if col == "label" else "right")
+    totals = dict.fromkeys(SOURCES, 0)
+    for lab, by in counts.items():
+        for s in SOURCES:
+            totals[s] += by.get(s, 0)
+        t.add_row(safe_text(lab), *[str(by.get(s, 0)) for s in SOURCES], str(sum(by.values())))
+    t.add_row("all", *[str(totals[s]) for s in SOURCES], str(sum(totals.values())))
+    console.print(t)
+    console.print(f"{sum(totals.values())} of {len(store.ids)} images labelled, "
+                  f"{len(store.not_of_interest())} not of interest, "
+                  f"{len(store.cluster_names())} clusters named")
+
+
+@label_app.command("export")
+def label_export(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV file, or a new or empty folder."),
+    format: str = typer.Option("csv", "--format", help="csv, folders or imagefolder (torchvision layout)."),  # noqa: A002
+    min_confidence: Optional[float] = typer.Option(None, help="Leave out labels below this confidence (a person's count as 1)."),
+    include_propagated: bool = typer.Option(False, help="Also the propagated labels."),
+    include_model: bool = typer.Option(False, help="Also the labels of 'label train --write'."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Write the labels: a CSV (id,path,label,source,confidence) or one folder per label."""
+    from imgclust.label.export import export_labels
+
+    sources = ("human", "import") + (("propagated",) if include_propagated else ()) \
+        + (("model",) if include_model else ())
+    res = export_labels(run_dir, out, format=format, min_confidence=min_confidence,
+                        sources=sources, progress=not quiet)
+    what = f"{res['files']} files" if format != "csv" else f"{res['labels']} labels"
+    console.print(f"{what} in {len(res['by_label'])} classes written to {safe_text(str(out))}",
+                  markup=False)
+    for i, reason in res["failed"][:10]:
+        err.print(f"  not copied: {safe_text(i)}: {safe_text(reason)}", markup=False)
+    if res["failed"]:  # an error (exit 1), not typer.Exit: main() would end with 0
+        from imgclust.label.store import LabelError
+
+        raise LabelError(f"{len(res['failed'])} of {res['labels']} files could not be copied")
+
+
+@label_app.command("undo")
+def label_undo(
+    run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
+    batch: Optional[str] = typer.Option(None, help="The batch to take back (default: the latest)."),
+) -> None:
+    """Take back one labelling action (a batch)."""
+    from imgclust.label.store import LabelStore
+
+    store = LabelStore(run_dir)
+    if batch is None:
+        done = store.undo_last()
+        console.print(f"undone: {done}" if done else "nothing to undo")
+    else:
+        n = store.undo(batch)
+        console.print(f"undone: {batch} ({n} events)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

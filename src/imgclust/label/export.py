@@ -17,6 +17,7 @@ is written under a temporary ``.NAME.part`` and renamed when complete.
 """
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import shutil
@@ -225,3 +226,54 @@ def export_labels(run_dir: str | Path, out: str | Path, format: str = "csv",  # 
             fsync_dir(d)
     atomic_write_csv(out / LABELS_CSV, ["id", "file", "label", "source", "confidence"], rows)
     return res
+
+
+def import_labels(run_dir: str | Path, path: str | Path, source: str = "human") -> dict[str, Any]:
+    """Record the labels of a CSV file (columns ``id`` and ``label``) as one batch.
+
+    Other columns are ignored; a later row for the same id wins. Nothing is recorded when any
+    id is not an image of the run, or any label is empty.
+
+    Returns
+    -------
+    dict
+        ``batch``, ``labels`` (rows recorded), ``by_label``.
+    """
+    from imgclust.label.store import LabelError, LabelStore, check_label
+
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            if "id" not in header or "label" not in header:
+                raise LabelError(f"{path}: needs a header with the columns id and label, "
+                                 f"found {header or 'an empty file'}")
+            rows = [(r["id"], r["label"]) for r in reader]
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise LabelError(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise LabelError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not rows:
+        raise LabelError(f"{path}: no labels (only a header)")
+    store = LabelStore(run_dir)
+    unknown = [i for i, _ in rows if i not in store.index]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+        raise LabelError(f"{path}: {len(unknown)} of {len(rows)} ids are not images of the run "
+                         f"in {store.run_dir} ({shown}); nothing imported")
+    labels: dict[str, str] = {}
+    for n, (i, lab) in enumerate(rows, start=2):
+        if lab is None or not lab.strip():
+            raise LabelError(f"{path}: line {n} ({i!r}) has no label; nothing imported")
+        try:
+            labels[i] = check_label(lab.strip())
+        except ConfigError as exc:
+            raise LabelError(f"{path}: line {n}: {exc}; nothing imported") from None
+    batch = store.label_each(labels, source, op_name="import")
+    by_label: dict[str, int] = {}
+    for lab in labels.values():
+        by_label[lab] = by_label.get(lab, 0) + 1
+    return {"batch": batch, "labels": len(labels), "by_label": dict(sorted(by_label.items()))}
