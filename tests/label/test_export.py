@@ -167,3 +167,33 @@ def test_safe_and_distinct_folder_names() -> None:
     names = folder_names(["Cat", "cat", "a/b", "a_b", "labels.csv"], portable=True)
     assert len({n.casefold() for n in names.values()}) == 5
     assert names["labels.csv"] != "labels.csv"
+
+
+def test_import_labels_reads_a_bom_and_keeps_the_last_row_per_id(labelled, tmp_path: Path) -> None:
+    from imgclust.label.export import import_labels
+
+    run, _ = labelled
+    f = tmp_path / "in.csv"
+    f.write_bytes("\ufeffid,label\ndark/dark0.png,first\ndark/dark0.png, second \n".encode())
+    res = import_labels(run, f)
+    assert res["labels"] == 1 and res["by_label"] == {"second": 1}
+    assert LabelStore(run).current_labels()["dark/dark0.png"] == ("second", "human", None)
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"id,label\ndark/dark0.png,\n", "line 2 .* has no label; nothing imported"),
+    (b"id,label\n", "no labels"),
+    (b"", "needs a header"),
+    (b"id,label\ndark/dark0.png,\xff\n", "not UTF-8"),
+])
+def test_import_labels_refuses_a_bad_file(labelled, tmp_path: Path, content: bytes,
+                                          match: str) -> None:
+    from imgclust.label.export import import_labels
+
+    run, _ = labelled
+    before = LabelStore(run).current_labels()
+    f = tmp_path / "in.csv"
+    f.write_bytes(content)
+    with pytest.raises(LabelError, match=match):
+        import_labels(run, f)
+    assert LabelStore(run).current_labels() == before
