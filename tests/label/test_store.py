@@ -166,6 +166,10 @@ def test_unknown_ids_bad_labels_sources_confidences(run: Path) -> None:
         s.label(["img00"], "cat", source="robot")
     with pytest.raises(ConfigError, match="confidence=1.5 must be between 0 and 1"):
         s.label(["img00"], "cat", source="model", confidence=1.5)
+    for call in (lambda: s.label([], "cat"), lambda: s.move([], 1),
+                 lambda: s.mark_not_of_interest([]), lambda: s.split({})):
+        with pytest.raises(ConfigError, match="no images given|at least one image"):
+            call()
     assert s.current_labels() == {}  # nothing half-written
     assert n_label_rows(run) == 0
 

@@ -321,6 +321,8 @@ class LabelStore:
             Prefix of the batch id (``propagate``, ``import``…), to tell batches apart.
         """
         _check_source(source)
+        if not labels:
+            raise ConfigError("no images given to label")
         self.check_ids(labels)
         for lab in labels.values():
             if lab is not None:
@@ -376,6 +378,8 @@ class LabelStore:
     def mark_not_of_interest(self, ids: Iterable[str], value: bool = True) -> str:
         """Mark images as not of interest (``value=False`` takes the mark back); a batch id."""
         ids = self.check_ids(ids)
+        if not ids:
+            raise ConfigError("no images given to mark")
         batch, t = _new_batch("interest"), _now()
         op = "not_of_interest" if value else "of_interest"
         with self._write() as con:
@@ -441,6 +445,8 @@ class LabelStore:
     def move(self, ids: Iterable[str], to_cluster: int) -> str:
         """Move images to an existing cluster (``-1``: noise); returns the batch id."""
         ids, to_cluster = self.check_ids(ids), int(to_cluster)
+        if not ids:
+            raise ConfigError("no images given to move")
         batch, t = _new_batch("move"), _now()
         with self._write() as con:
             if to_cluster not in self._known_clusters(con):
