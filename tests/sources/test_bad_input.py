@@ -234,13 +234,15 @@ def test_file_vanishing_inside_the_decoder_is_listed(tmp_path, monkeypatch):
 
     p = tmp_path / "a.png"
     p.write_bytes(png_bytes())
-    real_open = dec.Image.open
+    real_open = os.open
 
-    def open_after_delete(path, *a, **kw):
-        os.unlink(path)
+    def open_after_delete(path, *a, **kw):  # the file is deleted just before it is opened
+        if os.fspath(path) == str(p) and p.exists():
+            p.unlink()
         return real_open(path, *a, **kw)
 
-    monkeypatch.setattr(dec.Image, "open", open_after_delete)
+    # os.open, not Image.open: the decoder opens the file itself and hands Pillow the descriptor
+    monkeypatch.setattr(dec.os, "open", open_after_delete)
     with pytest.raises(DecodeError, match="vanished while it was read"):
         decode_image(str(p), "a.png")
 
