@@ -67,19 +67,21 @@ class RunState:
         return self._X
 
     # -- the store's version -------------------------------------------------------------------
-    def version(self) -> int:
-        """The highest event number of the store (0 when empty): changes with every write."""
+    def _con(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the store (for the two queries of its own)."""
         con = getattr(self._local, "con", None)
         if con is None:
             uri = self.store.path.resolve().as_uri() + "?mode=ro"
-            con = self._local.con = sqlite3.connect(uri, uri=True, timeout=5,
-                                                    check_same_thread=False)
-        row = con.execute("SELECT MAX(seq) FROM events").fetchone()
+            con = self._local.con = sqlite3.connect(uri, uri=True, timeout=5)
+        return con
+
+    def version(self) -> int:
+        """The highest event number of the store (0 when empty): changes with every write."""
+        row = self._con().execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
     def _label_list(self) -> list[str]:
-        con = self._local.con
-        rows = con.execute(
+        rows = self._con().execute(
             "SELECT label, MIN(seq) FROM events WHERE op = 'label' AND undone = 0 AND label IS "
             f"NOT NULL AND source IN ({', '.join('?' * len(GIVEN))}) GROUP BY label ORDER BY 2",
             GIVEN).fetchall()
@@ -94,37 +96,42 @@ class RunState:
         with self._lock:
             if self._view is not None and self._view.version == v:
                 return self._view
-            self._view = self._compute(v)
+            self._view = self._compute(v, self._view)
             return self._view
 
-    def _compute(self, version: int) -> View:
+    def _compute(self, version: int, before: View | None = None) -> View:
         st = self.store
         clusters = st.current_clusters()
         index = st.index
         labels = {index[i]: v for i, v in st.current_labels().items()}
-        distance = self._distances(clusters)
-        view = View(version, clusters, distance, labels, st.cluster_names(),
+        view = View(version, clusters, np.empty(0), labels, st.cluster_names(),
                     {index[i] for i in st.not_of_interest()}, self._label_list())
-        # members of every cluster, nearest its centre first (one sort for all)
-        order = np.lexsort((np.arange(self.n), np.nan_to_num(distance, nan=np.inf), clusters))
-        cs = clusters[order]
-        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
-        ends = np.r_[starts[1:], len(cs)]
-        for s, e in zip(starts, ends):
-            view.members[int(cs[s])] = order[s:e]
+        if before is not None and np.array_equal(before.clusters, clusters):
+            # a label, a name or a mark: the clusters, their centres and order are as they were
+            view.distance, view.members = before.distance, before.members
+        else:
+            view.distance = self._distances(clusters)
+            # members of every cluster, nearest its centre first (one sort for all)
+            order = np.lexsort((np.arange(self.n), np.nan_to_num(view.distance, nan=np.inf),
+                                clusters))
+            cs = clusters[order]
+            starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+            ends = np.r_[starts[1:], len(cs)]
+            view.members = {int(cs[s]): order[s:e] for s, e in zip(starts, ends)}
+        # label counts per cluster: one pass over the labelled images
+        counts: dict[int, dict[str, int]] = {}
+        for r, (lab, _, _) in labels.items():
+            per = counts.setdefault(int(clusters[r]), {})
+            per[lab] = per.get(lab, 0) + 1
         for c, rows in view.members.items():
-            counts: dict[str, int] = {}
-            for r in rows:
-                lab = labels.get(int(r))
-                if lab is not None:
-                    counts[lab[0]] = counts.get(lab[0], 0) + 1
-            d = distance[rows]
+            d = view.distance[rows]
+            per = counts.get(c, {})
             view.cards.append({
                 "cluster": c, "size": int(len(rows)), "name": view.names.get(c),
                 "rep": int(rows[0]), "strip": [int(r) for r in rows[:STRIP]],
                 "cohesion": float(np.nanmean(d)) if np.isfinite(d).any() else None,
-                "labels": sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
-                "labelled": int(sum(counts.values()))})
+                "labels": sorted(per.items(), key=lambda kv: (-kv[1], kv[0])),
+                "labelled": int(sum(per.values()))})
         return view
 
     def _distances(self, clusters: np.ndarray) -> np.ndarray:
@@ -132,13 +139,16 @@ class RunState:
 
         Without features (``features.npy`` missing) the run's own distances are kept.
         """
+        from scipy.sparse import csr_matrix
+
         X = self.X
         if X is None:
             return np.asarray(self.run.distance, dtype=np.float64)
         uniq, inv = np.unique(clusters, return_inverse=True)
-        sums = np.zeros((len(uniq), X.shape[1]))
-        np.add.at(sums, inv, X)
-        centres = sums / np.bincount(inv, minlength=len(uniq))[:, None]
+        # the sums of each cluster's rows: one sparse product (np.add.at takes 30x longer)
+        member = csr_matrix((np.ones(self.n), (inv, np.arange(self.n))),
+                            shape=(len(uniq), self.n))
+        centres = (member @ X) / np.bincount(inv, minlength=len(uniq))[:, None]
         d = np.linalg.norm(X - centres[inv], axis=1)
         d[clusters < 0] = np.nan
         return d
