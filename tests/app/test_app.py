@@ -421,3 +421,17 @@ def test_export_writes_the_labels(digits_run, tmp_path, fmt):
                     headers=hdr(app))
     assert r.status_code == 400 and "valid: csv" in r.json()["error"]
     assert not (tmp_path / "x").exists()  # the folder made for it is removed again
+
+
+def test_noise_is_its_own_card(digits_run):
+    client, app = client_of(digits_run)
+    assert 'class="card noise"' not in client.get("/").text
+    assert client.get("/cluster/-1").status_code == 404
+    r = client.post("/api/move", json={"rows": [0, 1], "to": -1}, headers=hdr(app))
+    assert r.status_code == 200
+    page = client.get("/").text
+    assert page.count('<article class="card noise" data-cluster="-1"') == 1
+    assert page.rindex('class="card noise"') > page.rindex('<article class="card" ')  # last
+    r = client.get("/cluster/-1")
+    assert r.status_code == 200 and r.text.count('class="tile') == 2
+    assert client.post("/api/split", json={"cluster": -1}, headers=hdr(app)).status_code == 400

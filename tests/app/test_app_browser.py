@@ -164,6 +164,10 @@ def test_label_a_run_in_chromium(browser, server, tmp_path):
     page.goto(base + "/")
     page.wait_for_function("window.imgclustApp && window.imgclustApp.ready")
     assert page.locator("article.card").count() == 9
+    page.fill("#search", str(into))      # the search box filters the cards (names, numbers)
+    assert page.locator("article.card:visible").count() == 1
+    page.fill("#search", "")
+    assert page.locator("article.card:visible").count() == 9
     page.select_option("#propagate-mode", "cluster")
     with page.expect_navigation():
         page.click("#propagate button")
