@@ -43,7 +43,7 @@ def test_overwrite_removes_only_listed_files(tmp_path, npz):
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "thumbs" / "holiday.jpg").read_text() == "mine too"
     written = json.loads((out / RUN_JSON).read_text())["written"]
-    assert {"clusters.csv", "summary.json", "features.npy", "model.skops", "images.csv"} <= set(written)
+    assert {"clusters.csv", "summary.json", "features.npy", "model.npz", "images.csv"} <= set(written)
     assert "notes.txt" not in written
 
 

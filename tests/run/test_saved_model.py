@@ -107,21 +107,34 @@ def test_older_format_is_refused_with_a_message(tmp_path, digits_npz):
                      overwrite=True)
 
 
-def test_a_model_file_with_foreign_types_is_refused(tmp_path, digits_npz):
-    import skops.io as sio
+@pytest.mark.parametrize("cls", ["collections:Counter", "os:system", "builtins:eval",
+                                 "sklearn.utils:all_estimators", "imgclust.cli:main"])
+def test_a_model_file_naming_other_classes_is_refused_without_running_them(tmp_path, digits_npz,
+                                                                           cls):
+    import io
+    import zipfile
 
     imgclust.run(digits_npz, tmp_path / "r", features="pixels", method="kmeans", k=3)
-    from collections import Counter  # a type neither skops nor imgclust trusts
-
-    (tmp_path / "r" / MODEL).write_bytes(sio.dumps({"format": 1, "x": Counter("ab")}))
-    with pytest.raises(RunDirError, match="refusing to load types.*Counter"):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # what an attacker could write by hand
+        z.writestr("tree.json", json.dumps({"t": "dict", "v": {
+            "format": 1, "steps": {"t": "obj", "cls": cls, "state": {"t": "dict", "v": {}}}}}))
+    (tmp_path / "r" / MODEL).write_bytes(buf.getvalue())
+    with pytest.raises(RunDirError, match="refusing to load"):
         imgclust.load(tmp_path / "r")
+
+
+def test_saving_refuses_a_function_rather_than_pickling_it():
+    from imgclust.run._safe_state import UnsafeStateError, dumps
+
+    with pytest.raises(UnsafeStateError, match="not data"):
+        dumps({"f": len})
 
 
 def test_a_damaged_model_file_is_one_error(tmp_path, digits_npz):
     imgclust.run(digits_npz, tmp_path / "r", features="pixels", method="kmeans", k=3)
     (tmp_path / "r" / MODEL).write_bytes(b"not a zip")
-    with pytest.raises(RunDirError, match="damaged saved model"):
+    with pytest.raises(RunDirError, match="damaged model file"):
         imgclust.load(tmp_path / "r")
 
 

@@ -153,7 +153,8 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
 
 
 def validate(features: str, method: str | Sequence[str], export: str | None = None) -> None:
-    """Fail fast, before any image is read, on an unknown step, method or export mode."""
+    """Fail fast, before any image is read or the run folder touched: unknown steps, methods or
+    export modes, and parameter values the estimators refuse (``Registry.check``)."""
     from imgclust.cluster import registry as creg
     from imgclust.export.folders import MODES
     from imgclust.features import registry as freg
@@ -163,10 +164,10 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
     creg.load_builtins()
     if features != "auto":
         for step in split_steps(features):
-            freg.entry(freg.parse_name(step))
+            freg.FEATURES.check(step)
     for m in [method] if isinstance(method, str) else method:
         if m != "auto":
-            creg.entry(freg.parse_name(m))
+            creg.CLUSTERERS.check(m)
     if export is not None and export not in MODES:
         raise ConfigError(f"export mode {export!r}; valid: {', '.join(MODES)}")
 

@@ -1,10 +1,10 @@
 """The saved model: fitted feature steps, the clusterer, and what assigning new images needs.
 
-Written into the run directory with skops (``model.skops``), whose loader builds objects from a
-description of their types and state and never runs code from the file (unlike pickle or
-joblib). Types are checked before loading: scikit-learn's and numpy's are trusted by skops
-itself; imgclust's own classes (``imgclust.*``) are trusted here, since constructing them runs
-only this package's code; anything else makes loading refuse, naming the types.
+Written into the run directory as ``model.npz`` by :mod:`imgclust.run._safe_state`: data only
+(JSON for the structure, ``.npy`` arrays for the numbers), rebuilt as instances of scikit-learn's
+and imgclust's estimator classes and nothing else, so loading an untrusted run directory never
+runs code from it (unlike pickle or joblib); any other class makes loading refuse, naming it.
+(skops does the same, but importing it costs 5 s of CPU in every process: see that module.)
 
 Only the steps that can transform a new image exactly as they transformed the run's images are
 saved (the *assign prefix*): UMAP's and t-SNE's embeddings are non-parametric, so new images are
@@ -24,18 +24,16 @@ from imgclust.errors import RunDirError
 
 log = logging.getLogger(__name__)
 
-#: raised when what model.skops holds changes shape; an older format is refused
+#: raised when what model.npz holds changes shape; an older format is refused
 MODEL_FORMAT = 1
 #: steps whose output for a new image differs from what they gave the run's images
 NON_INDUCTIVE = ("umap", "tsne")
-#: module prefixes whose types may be loaded besides those skops trusts by default
-TRUSTED_PREFIXES = ("imgclust.",)
 
 
 def versions() -> dict[str, str]:
     """Versions of Python, imgclust and the libraries that shape results."""
     out = {"python": platform.python_version(), "imgclust": __version__}
-    for pkg in ("numpy", "scipy", "scikit-learn", "pillow", "umap-learn", "onnxruntime", "skops"):
+    for pkg in ("numpy", "scipy", "scikit-learn", "pillow", "umap-learn", "onnxruntime"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -54,8 +52,8 @@ def assign_prefix(step_specs: list[str]) -> int:
 
 
 def model_bytes(steps: list[tuple[str, Any]], clusterer: Any) -> bytes:
-    """Serialise the assign prefix of ``steps`` and the clusterer with skops."""
-    import skops.io as sio
+    """Serialise the assign prefix of ``steps`` and the clusterer (data only)."""
+    from imgclust.run import _safe_state as sio
 
     n = assign_prefix([s for s, _ in steps])
     payload: dict[str, Any] = {"format": MODEL_FORMAT, "imgclust_version": __version__,
@@ -65,7 +63,7 @@ def model_bytes(steps: list[tuple[str, Any]], clusterer: Any) -> bytes:
     try:
         payload["clusterer"] = clusterer
         return sio.dumps(payload)
-    except Exception as exc:  # noqa: BLE001 - skops cannot describe every third-party type
+    except sio.UnsafeStateError as exc:  # a third-party clusterer holding a function…
         log.warning("the fitted clusterer (%s) cannot be saved (%s); new images are still "
                     "assigned by their nearest run images", type(clusterer).__name__, exc)
         payload["clusterer"] = None
@@ -73,14 +71,14 @@ def model_bytes(steps: list[tuple[str, Any]], clusterer: Any) -> bytes:
 
 
 def load_model(path: str | Path) -> dict[str, Any]:
-    """Load ``model.skops`` after checking every type it would build.
+    """Load ``model.npz``, building only scikit-learn's and imgclust's estimator classes.
 
     Raises
     ------
     RunDirError
-        Missing or damaged file, an unknown format, or types that are not trusted.
+        Missing or damaged file, an unknown format, or a class that is not allowed.
     """
-    import skops.io as sio
+    from imgclust.run import _safe_state as sio
 
     path = Path(path)
     try:
@@ -91,18 +89,9 @@ def load_model(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise RunDirError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # noqa: BLE001 - skops raises several kinds on a damaged file
-        raise RunDirError(f"{path}: damaged saved model ({type(exc).__name__}: {exc})") from None
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise RunDirError(f"{path}: refusing to load types that are not imgclust's, "
-                          f"scikit-learn's or numpy's: {', '.join(refused[:10])}")
-    try:
-        obj = sio.loads(data, trusted=untrusted)
-    except Exception as exc:  # noqa: BLE001
-        raise RunDirError(f"{path}: cannot load the saved model ({type(exc).__name__}: {exc})") \
-            from None
+        obj = sio.loads(data)
+    except sio.UnsafeStateError as exc:
+        raise RunDirError(f"{path}: refusing to load the saved model: {exc}") from None
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
         raise RunDirError(f"{path}: saved model format {obj.get('format') if isinstance(obj, dict) else '?'}"
                           f"; this imgclust reads format {MODEL_FORMAT}")

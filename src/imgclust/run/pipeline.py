@@ -2,7 +2,7 @@
 
 source -> features (bounded batches, cached per batch) -> reduction steps -> clustering (k
 chosen) -> scores -> run directory (:class:`~imgclust.run.rundir.RunDir`: clusters.csv,
-summary.json, features.npy, images.csv, model.skops) -> optional per-cluster export.
+summary.json, features.npy, images.csv, model.npz) -> optional per-cluster export.
 """
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def write_clusters(rd: RunDir, c: Clustering) -> None:
 
 def write_run(result: Result, rd: RunDir) -> None:
     """Write every output of a run atomically: clusters.csv, images.csv, features.npy,
-    assign-features.npy (when it differs), model.skops and summary.json."""
+    assign-features.npy (when it differs), model.npz and summary.json."""
     write_clusters(rd, result.clustering)
     rd.write_csv(IMAGES, IMAGES_HEADER, records_rows(result.records))
     rd.save_npy(FEATURES, result.features_.X)

@@ -13,7 +13,7 @@ Layout (names relative to the directory)::
     images.csv            the catalogue: id, absolute path, width, height, mode
     features.npy          the matrix the clusters were found in
     assign-features.npy   the matrix new images are assigned in (when it differs: UMAP, t-SNE)
-    model.skops           fitted feature steps + clusterer (skops: loading runs no code)
+    model.npz             fitted feature steps + clusterer (data only: loading runs no code)
     cache/                images-step features per batch (resume after a kill)
     report.html, plotly.min.js, thumbs/     the report (imgclust report)
     export.csv, clusters/, export-journal.jsonl   per-cluster folders (--export)
@@ -42,7 +42,7 @@ CLUSTERS = "clusters.csv"
 IMAGES = "images.csv"
 FEATURES = "features.npy"
 ASSIGN_FEATURES = "assign-features.npy"
-MODEL = "model.skops"
+MODEL = "model.npz"
 CACHE = "cache"
 REPORT = "report.html"
 COMPARE_JSON = "compare.json"
