@@ -80,7 +80,7 @@ class KSelection:
     ----------
     criterion : str
         ``"given"``, ``"silhouette"``, ``"elbow"``, ``"bic"``, ``"aic"``, ``"density"``,
-        ``"graph"``, ``"modularity"``, ``"eigengap"``, ``"eps"``, ``"upper-bound"`` or ``"none"``
+        ``"graph"``, ``"modularity"``, ``"eigengap"``, ``"eps"``, ``"upper-bound"``, ``"distinct"`` (fewer distinct images than k) or ``"none"``
         (methods such as HDBSCAN that find the number themselves).
     chosen : int or float or None
         The chosen k (or eps for DBSCAN's sweep).

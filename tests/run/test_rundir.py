@@ -76,3 +76,24 @@ def test_csv_of_undecodable_names_is_valid_utf8_and_the_catalogue_keeps_the_byte
     assert "caf\\xe9.png" in (out / "clusters.csv").read_text(encoding="utf-8")
     back = imgclust.load(out)
     assert raw in back.ids and any(r.path and r.path.endswith(raw) for r in back.records)
+
+
+def test_an_unknown_criterion_is_refused_before_the_run_folder_is_made(tmp_path, npz):
+    from imgclust.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="criterion='bic' does not apply to kmeans"):
+        imgclust.run(npz, tmp_path / "r", features="pixels", method="kmeans", criterion="bic")
+    with pytest.raises(ConfigError, match="criterion='nosuch'"):
+        imgclust.run(npz, tmp_path / "r", criterion="nosuch")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("content", ["{}", "[1, 2]", '{"source": "x"}'])
+def test_report_on_a_damaged_summary_is_one_error(tmp_path, npz, content):
+    from imgclust.report import build_report
+
+    out = tmp_path / "r"
+    imgclust.run(npz, out, features="pixels", method="kmeans", k=2)
+    (out / "summary.json").write_text(content)
+    with pytest.raises(RunDirError, match="damaged or not imgclust's"):
+        build_report(out)

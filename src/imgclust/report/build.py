@@ -225,6 +225,8 @@ def _k_sentence(summary: dict[str, Any]) -> str:
     ks = [r["k"] for r in sweep if "k" in r] or [chosen]
     if crit == "given":
         return f"k = {n}, as given."
+    if crit == "distinct":  # fewer distinct images than the k asked for (cluster/__init__.py)
+        return str(row.get("note") or f"{n} clusters: the images have only {n} distinct values.")
     if crit == "eps":
         return (f"DBSCAN's eps was swept over {len(sweep)} values; eps = {_num(chosen)} was kept "
                 f"(best silhouette with at most half the images as noise): {n} clusters, "

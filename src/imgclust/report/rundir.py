@@ -85,6 +85,11 @@ def load_run(run_dir: str | Path) -> RunData:
     """Read ``summary.json``, ``clusters.csv`` and ``features.npy`` (when present)."""
     run_dir = Path(run_dir)
     summary = _read_json(run_dir / SUMMARY)
+    need = ("source", "n_images", "k", "method", "cluster_sizes", "metrics")
+    if not isinstance(summary, dict) or any(k not in summary for k in need):
+        missing = [k for k in need if not isinstance(summary, dict) or k not in summary]
+        raise RunDirError(f"{run_dir / SUMMARY}: damaged or not imgclust's (missing "
+                          f"{', '.join(missing)})")
     header, rows = _read_csv(run_dir / CLUSTERS)
     want = ["id", "cluster", "distance", "is_representative"]
     if header[:4] != want:

@@ -152,7 +152,8 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     return feats, records, steps, (reason and f"{spec} ({reason})") or spec
 
 
-def validate(features: str, method: str | Sequence[str], export: str | None = None) -> None:
+def validate(features: str, method: str | Sequence[str], export: str | None = None,
+             criterion: str | None = None) -> None:
     """Fail fast, before any image is read or the run folder touched: unknown steps, methods or
     export modes, and parameter values the estimators refuse (``Registry.check``)."""
     from imgclust.cluster import registry as creg
@@ -170,6 +171,16 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
             creg.CLUSTERERS.check(m)
     if export is not None and export not in MODES:
         raise ConfigError(f"export mode {export!r}; valid: {', '.join(MODES)}")
+    if criterion is not None:
+        methods = [method] if isinstance(method, str) else list(method)
+        if "auto" in methods:  # the method is chosen later: any method's criterion may apply
+            valid = sorted({c for n in creg.names() for c in creg.entry(n).meta.get("criteria", ())})
+        else:
+            valid = [c for m in methods
+                     for c in creg.entry(freg.parse_name(m)).meta.get("criteria", ())]
+        if criterion not in valid:
+            raise ConfigError(f"criterion={criterion!r} does not apply to "
+                              f"{' / '.join(methods)}; valid: {', '.join(dict.fromkeys(valid))}")
 
 
 def _fit_array_step(name: str, est: Any, X: np.ndarray) -> np.ndarray:

@@ -86,7 +86,7 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     """
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    validate(features, method, export)
+    validate(features, method, export, criterion)
     _parse_k(k)  # a bad k fails before the run folder is touched
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size={batch_size} must be at least 1")

@@ -65,8 +65,7 @@ def recluster(run_dir: str | Path, k: int | str = "auto", method: str | None = N
     rd = RunDir(run_dir)
     m = rd.check_format()
     rd.check_no_pending_move()
-    if method is not None:
-        validate("auto", method)
+    validate("auto", method or "auto", None, criterion)
     _parse_k(k)
     res = load(rd.path)
     s = dict(res.summary)
