@@ -609,6 +609,55 @@ def outliers(
                   markup=False)
 
 
+def _similarity_option(text: str) -> float | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--min-similarity {text!r} must be auto, none or a number") from None
+
+
+@app.command()
+def duplicates(
+    source: str = typer.Argument(..., help="Folder, .npz file or dataset:NAME."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for duplicates.csv and duplicates.html (new, empty or an earlier duplicates')."),
+    radius: int = typer.Option(10, help="Largest Hamming distance of two 64-bit perceptual hashes."),
+    keep: str = typer.Option("largest", help="Image kept in a group: largest, oldest or first."),
+    export: Optional[str] = typer.Option(None, help="'copy': a de-duplicated copy of the folder in OUT/unique/ (never overwrites)."),
+    hash_kind: str = typer.Option("phash", "--hash", help="Perceptual hash: phash or dhash."),
+    min_similarity: str = typer.Option("auto", help="Thumbnail cosine a near pair must reach: auto (0.99 for images on a plain background, else 0.9), none or a number."),
+    cosine: Optional[float] = typer.Option(None, help="Also pair images whose feature cosine reaches this."),
+    features: Optional[str] = typer.Option(None, "--features", "-f", help="Feature steps for --cosine (default auto)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Exact copies (same bytes) and near-duplicates (perceptual hash); keep one per group."""
+    from imgclust.detect.commands import DUPLICATES_CSV, DUPLICATES_HTML, UNIQUE, run_duplicates
+
+    rep = run_duplicates(source, out, radius=radius, keep=keep, export=export, hash=hash_kind,
+                         min_similarity=_similarity_option(min_similarity), cosine=cosine,
+                         features=features, progress=not quiet)
+    res = rep.result
+    groups = res.groups()
+    n_exact = sum(1 for g in groups if res.kind[g[0]] == "exact")
+    console.print(f"{len(res.ids)} images read"
+                  + (f", {len(res.failures)} could not be read" if res.failures else "")
+                  + f": {len(groups)} groups ({n_exact} exact, {len(groups) - n_exact} near), "
+                  f"{len(res.dropped())} duplicates beyond the kept image of each", markup=False)
+    for f in res.failures[:5]:
+        console.print(f"  skipped {safe_text(f.path)}: {safe_text(f.reason)}", markup=False)
+    if export:
+        console.print(f"copied {rep.exported} files to {safe_text(str(out / UNIQUE))}",
+                      markup=False)
+        for i, why in (rep.not_exported or [])[:10]:
+            err.print(f"  not copied {safe_text(i)}: {safe_text(why)}", markup=False)
+    console.print(f"written to {safe_text(str(out / DUPLICATES_CSV))} and {DUPLICATES_HTML}",
+                  markup=False)
+    if rep.not_exported:
+        raise ImgclustError(f"{len(rep.not_exported)} files could not be copied to "
+                            f"{out / UNIQUE} (listed above)")
+
+
 
 @app.command()
 def serve(

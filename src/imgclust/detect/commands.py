@@ -176,3 +176,167 @@ def _describe(method: str, info: dict[str, Any]) -> str:
     if method == "centre":
         return f"{info.get('clusters')} clusters"
     return f"k={info.get('n_neighbors')}"
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+DUPLICATES_CSV = "duplicates.csv"
+DUPLICATES_HTML = "duplicates.html"
+UNIQUE = "unique"
+#: groups shown in duplicates.html (all of them are in duplicates.csv)
+GROUPS_MAX = 500
+#: images shown per group (all of them are in duplicates.csv)
+MEMBERS_MAX = 60
+
+
+@dataclass
+class DuplicateReport:
+    """What ``imgclust duplicates`` found and wrote.
+
+    Attributes
+    ----------
+    result : DuplicateResult
+    out : Path
+    exported : int
+        Files copied to ``OUT/unique/`` (0 without ``export``).
+    not_exported : list of (str, str)
+        Files that could not be copied, with the reason.
+    """
+
+    result: Any
+    out: Path
+    exported: int = 0
+    not_exported: list[tuple[str, str]] | None = None
+
+
+def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
+                   keep: str = "largest", export: str | None = None, hash: str = "phash",
+                   min_similarity: float | str | None = "auto", cosine: float | None = None,
+                   features: str | None = None, seed: int = 0, progress: bool = False
+                   ) -> DuplicateReport:
+    """Find exact and near-duplicate images; write ``duplicates.csv`` and ``duplicates.html``.
+
+    Parameters
+    ----------
+    source : str or Path
+        A folder, ``.npz`` file or ``dataset:NAME``.
+    out : str or Path
+        Output folder: missing, empty, or written by an earlier ``imgclust duplicates``.
+    radius, keep, hash, min_similarity, cosine
+        See :func:`~imgclust.detect.duplicates.find_duplicates`.
+    export : {None, "copy"}
+        ``copy``: a de-duplicated copy of the folder in ``OUT/unique/`` (every file but the
+        non-kept members of each group, at its relative path); never overwrites, and refuses a
+        ``unique/`` that already holds files.
+    features : str, optional
+        Feature spec for ``cosine`` (default ``auto``).
+    seed : int
+    progress : bool
+    """
+    from imgclust.detect.duplicates import _check_options, find_duplicates
+    from imgclust.sources import open_source
+    from imgclust.sources.folder import FolderSource
+
+    out = Path(out)
+    _check_options(radius, hash, keep, min_similarity, cosine)
+    if export not in (None, "copy"):
+        raise ConfigError(f"--export {export!r}; valid: copy")
+    if features is not None and cosine is None:
+        raise ConfigError("--features is used by --cosine only; give --cosine too")
+    src = open_source(source)
+    if export and not isinstance(src, FolderSource):
+        raise ConfigError(f"--export copy needs a folder of files; {source} is an array source")
+    unique = out / UNIQUE
+    if export and unique.exists() and (not unique.is_dir() or any(unique.iterdir())):
+        raise RunDirError(f"{unique}: holds files of an earlier export; remove it or choose "
+                          "another --out (an export never overwrites)")
+    prepare_out(out, "duplicates", [DUPLICATES_CSV, DUPLICATES_HTML] + ([UNIQUE] if export else []))
+    X = feature_ids = None
+    if cosine is not None:
+        from imgclust.run.extract import extract_features
+
+        feats, _, _, _ = extract_features(src, features or "auto", seed=seed, progress=progress)
+        X, feature_ids = feats.X, list(feats.ids)
+    res = find_duplicates(src, radius=radius, hash=hash, keep=keep,
+                          min_similarity=min_similarity, features=X, feature_ids=feature_ids,
+                          cosine=cosine, progress=progress)
+    rep = DuplicateReport(result=res, out=out)
+    _write_duplicates_csv(out / DUPLICATES_CSV, res)
+    _write_duplicates_html(out / DUPLICATES_HTML, res, src, str(source))
+    if export:
+        rep.exported, rep.not_exported = _export_unique(src, res, unique)
+    return rep
+
+
+def _write_duplicates_csv(path: Path, res: Any) -> None:
+    rows = []
+    for g, members in enumerate(res.groups()):
+        for r in members:
+            rows.append([g, res.ids[r], res.paths[r] or "", int(res.kept[r]), res.kind[r],
+                         int(res.distance[r])])
+    atomic_write_csv(path, ["group", "id", "path", "kept", "kind", "distance"], rows)
+
+
+def _write_duplicates_html(path: Path, res: Any, src: Any, source: str) -> None:
+    groups = res.groups()
+    blocks = []
+    for g, members in enumerate(groups[:GROUPS_MAX]):
+        kinds = {res.kind[r] for r in members if not res.kept[r]}
+        cards = "".join(
+            f'<div class="card{" kept" if res.kept[r] else ""}">{read_thumb(src, res.ids[r])}'
+            f"<div>{esc(res.ids[r])}</div><div>"
+            + ('<span class="tag">kept</span>' if res.kept[r]
+               else f"{esc(res.kind[r])}, distance {int(res.distance[r])}")
+            + "</div></div>" for r in members[:MEMBERS_MAX])
+        if len(members) > MEMBERS_MAX:
+            cards += f"<p>and {len(members) - MEMBERS_MAX} more (see {DUPLICATES_CSV})</p>"
+        blocks.append(f'<div class="row"><h2>group {g}: {len(members)} images '
+                      f'({esc(", ".join(sorted(kinds)))})</h2>{cards}</div>')
+    info = res.info
+    n_drop = len(res.dropped())
+    body = (f'<p class="meta">{len(res.ids)} images read from {esc(source)}'
+            + (f" ({len(res.failures)} could not be read)" if res.failures else "")
+            + f": {len(groups)} groups of duplicates, {n_drop} images beyond the one kept in "
+            f"each (keep: {esc(info['keep'])}). Near: {esc(info['hash'])} within "
+            f"{info['radius']} bits, thumbnail check {esc(info['min_similarity'])}"
+            + (f", feature cosine at least {info['cosine']}" if info["cosine"] is not None else "")
+            + "." + (f" The first {GROUPS_MAX} groups are shown; all are in {DUPLICATES_CSV}."
+                     if len(groups) > GROUPS_MAX else "")
+            + "</p>\n" + ("\n".join(blocks) if blocks else "<p>No duplicates found.</p>"))
+    write_page(path, "Duplicates", body)
+
+
+def _copy_new(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary name; never replaces an existing ``dst``."""
+    import os
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.part")
+    try:
+        shutil.copy2(src, tmp)
+        try:
+            os.link(tmp, dst)  # fails if dst exists: no overwrite, even in a race
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system
+            if dst.exists() or dst.is_symlink():
+                raise FileExistsError(17, "destination exists; not overwritten", str(dst))
+            os.rename(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_unique(src: Any, res: Any, unique: Path) -> tuple[int, list[tuple[str, str]]]:
+    dropped = {res.ids[r] for r in res.dropped()}
+    unique.mkdir(parents=True, exist_ok=True)
+    copied, failed = 0, []
+    for image_id in src.candidates():
+        if image_id in dropped:
+            continue
+        try:
+            _copy_new(src.root / image_id, unique / image_id)
+            copied += 1
+        except OSError as exc:
+            failed.append((image_id, exc.strerror or str(exc)))
+    return copied, failed
