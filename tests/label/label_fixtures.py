@@ -20,8 +20,11 @@ def write_run(run: Path, ids: list[str], clusters: np.ndarray, X: np.ndarray, so
               fingerprint: str = "f0") -> Path:
     """The three files the label room reads: summary.json, clusters.csv, features.npy."""
     run.mkdir(parents=True)
-    (run / "summary.json").write_text(json.dumps({"source": source,
-                                                   "source_fingerprint": fingerprint}))
+    sizes = {str(c): int((clusters == c).sum()) for c in np.unique(clusters)}
+    (run / "summary.json").write_text(json.dumps({
+        "source": source, "source_fingerprint": fingerprint, "n_images": len(ids),
+        "k": {"criterion": "given"}, "method": {"name": "hand-made"}, "cluster_sizes": sizes,
+        "metrics": {}}))
     with open(run / "clusters.csv", "w", newline="", encoding="utf-8",
               errors="surrogateescape") as f:
         w = csv.writer(f, lineterminator="\n")

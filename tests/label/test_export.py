@@ -197,3 +197,19 @@ def test_import_labels_refuses_a_bad_file(labelled, tmp_path: Path, content: byt
     with pytest.raises(LabelError, match=match):
         import_labels(run, f)
     assert LabelStore(run).current_labels() == before
+
+
+def test_on_a_run_written_by_the_pipeline(tmp_path: Path) -> None:
+    import imgclust.pipeline as pipeline
+    from imgclust.label.propagate import propagate_run
+
+    array_run(tmp_path)  # writes tmp_path/arr.npz (and a hand-made run we do not use)
+    run = tmp_path / "real"
+    pipeline.run(str(tmp_path / "arr.npz"), out=run, features="pixels", method="kmeans", k=2)
+    s = LabelStore(run)
+    s.label(["0"], "dark")
+    s.label(["15"], "light")
+    assert propagate_run(run, "spread")["labelled"] == 18
+    res = export_labels(run, tmp_path / "out", format="imagefolder", sources=("human",
+                                                                              "propagated"))
+    assert res["by_label"] == {"dark": 10, "light": 10} and res["files"] == 20
