@@ -14,6 +14,8 @@
 Both folder layouts end with ``OUT/labels.csv`` (``id,file,label,source,confidence``): which
 label each folder holds. Nothing is ever overwritten: ``OUT`` must be new or empty, each copy
 is written under a temporary ``.NAME.part`` and renamed when complete.
+
+:func:`import_labels` reads the other way: a CSV of ``id,label`` into the label store.
 """
 from __future__ import annotations
 
