@@ -183,3 +183,21 @@ def test_cli_assign_to_a_non_empty_out_is_refused(tmp_path, spectral_run, digits
     assert r.returncode == 1 and "not empty" in r.stderr
     assert (tmp_path / "a" / "mine.txt").read_text() == "keep"
     assert "Traceback" not in r.stderr
+
+
+def test_safe_state_round_trips_data_of_every_kind():
+    from pathlib import Path
+
+    from scipy import sparse
+
+    from imgclust.run._safe_state import dumps, loads
+
+    obj = {"a": [1, 2.5, float("inf"), None, True, "x"], "t": (1, np.float32(2.0)),
+           3: {"nested": np.arange(6).reshape(2, 3)}, "p": Path("/tmp/m.onnx"),
+           "s": sparse.csr_matrix(np.eye(3)), "d": np.dtype("float32"), "ty": np.int64}
+    back = loads(dumps(obj))
+    assert back["a"][:2] == [1, 2.5] and back["a"][2] == float("inf") and back["a"][3:] == [None, True, "x"]
+    assert back["t"] == (1, np.float32(2.0)) and isinstance(back["t"], tuple)
+    np.testing.assert_array_equal(back[3]["nested"], np.arange(6).reshape(2, 3))
+    assert back["p"] == Path("/tmp/m.onnx") and back["d"] == np.float32 and back["ty"] is np.int64
+    assert (back["s"] != sparse.csr_matrix(np.eye(3))).nnz == 0

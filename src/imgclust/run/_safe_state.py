@@ -19,7 +19,9 @@ import importlib
 import io
 import json
 import math
+import os
 import zipfile
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,8 @@ class _Writer:
             return o
         if isinstance(o, float):
             return o if math.isfinite(o) else {"t": "float", "v": repr(o)}
+        if isinstance(o, PurePath):  # e.g. the CNN's cached ONNX file
+            return {"t": "path", "v": os.fspath(o)}
         if isinstance(o, np.ndarray):
             return {"t": "nd", "k": self.array(o)}
         if isinstance(o, np.generic):
@@ -160,6 +164,8 @@ def loads(data: bytes) -> Any:
             if n.get("v") not in ("inf", "-inf", "nan"):
                 raise UnsafeStateError(f"bad float {n.get('v')!r}")
             return float(n["v"])
+        if t == "path":
+            return Path(str(n["v"]))
         if t == "nd":
             return arr(n["k"])
         if t == "np":
