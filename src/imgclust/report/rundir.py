@@ -1,7 +1,6 @@
 """Reading a finished run directory: the report's only input (it never runs the pipeline)."""
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +57,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        # the pipeline writes non-UTF-8 file names as their own bytes: read them back exactly
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-            rows = list(csv.reader(f))
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot be read ({exc.strerror})") from exc
-    if not rows:
-        raise RunDirError(f"{path}: empty file")
-    return rows[0], rows[1:]
+    from imgclust.run.rundir import read_csv
+
+    return read_csv(path)
 
 
 def kind_of(run_dir: Path) -> str:

@@ -1,7 +1,6 @@
 """``Result``: what a run found, live after ``imgclust.run`` or reopened by ``imgclust.load``."""
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from imgclust.errors import ConfigError, RunDirError
 from imgclust.model import Clustering, Features, ImageRecord, KSelection, LoadFailure
 from imgclust.run.assign import Assignment, NearestAssigner
 from imgclust.run.rundir import (ASSIGN_FEATURES, CLUSTERS, FEATURES, IMAGES, MODEL, SUMMARY,
-                                 RunDir)
+                                 RunDir, read_csv)
 from imgclust.sources import Source
 
 log = logging.getLogger(__name__)
@@ -125,17 +124,6 @@ class Result:
         return recs, self.assigner().predict(Q), list(src.failures)
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-            rows = list(csv.reader(f))
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not rows:
-        raise RunDirError(f"{path}: empty file")
-    return rows[0], rows[1:]
-
-
 def _load_npy(path: Path, n: int) -> np.ndarray:
     try:
         X = np.load(path, allow_pickle=False)
@@ -187,7 +175,7 @@ def load(run_dir: str | Path) -> Result:
         summary = json.loads((rd / SUMMARY).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{rd / SUMMARY}: cannot be read ({exc})") from None
-    header, rows = _read_rows(rd / CLUSTERS)
+    header, rows = read_csv(rd / CLUSTERS)
     if header[:4] != ["id", "cluster", "distance", "is_representative"]:
         raise RunDirError(f"{rd / CLUSTERS}: unexpected header {header}")
     try:
@@ -196,7 +184,7 @@ def load(run_dir: str | Path) -> Result:
         reps = {int(r[1]): j for j, r in enumerate(rows) if r[3] == "1"}
     except (IndexError, ValueError) as exc:
         raise RunDirError(f"{rd / CLUSTERS}: malformed row ({exc})") from None
-    _, img_rows = _read_rows(rd / IMAGES)
+    _, img_rows = read_csv(rd / IMAGES)
     if len(img_rows) != len(rows):
         raise RunDirError(f"{rd / IMAGES}: {len(img_rows)} rows, {CLUSTERS} has {len(rows)}")
     try:

@@ -64,6 +64,23 @@ def _escape(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a CSV that imgclust wrote (one error if missing or empty).
+
+    Files written before names were escaped hold undecodable bytes raw: they are read back as
+    the same bytes (``surrogateescape``).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+            rows = list(csv.reader(f))
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not rows:
+        raise RunDirError(f"{path}: empty file")
+    return rows[0], rows[1:]
+
+
 class RunDir:
     """A run directory: its file names, its manifest, and which files are imgclust's.
 
