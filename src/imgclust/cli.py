@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -422,8 +423,7 @@ def undo(out: Path = typer.Argument(..., help="Run directory of an --export move
     stats = undo_api(out)
     console.print(f"restored {stats['restored']} files, {stats['already_in_place']} already in "
                   f"place, {stats['missing']} missing")
-    if stats["missing"]:  # an error, not typer.Exit: main() runs typer with standalone_mode=False,
-        # where an Exit comes back as a return value and the process would end with 0
+    if stats["missing"]:  # exit 1 with one 'error:' line that says what is missing
         raise ImgclustError(f"undo: {stats['missing']} moved file(s) are missing from both their "
                             f"original path and {out / 'clusters'}; the journal is kept: put them "
                             f"back and run 'imgclust undo {out}' again (or delete "
@@ -658,7 +658,6 @@ def duplicates(
                             f"{out / UNIQUE} (listed above)")
 
 
-
 @app.command()
 def serve(
     run_dir: Path = typer.Argument(..., help="Run directory of 'imgclust run'."),
@@ -860,7 +859,13 @@ def main(argv: list[str] | None = None) -> None:
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             err.print(f"error: {safe_text(fmt())}{hint}", markup=False)
             sys.exit(exc.exit_code)
-        raise
+        # the last line of defence: a bug or a library's refusal (a mixture on degenerate
+        # features…) is one line, not a traceback; IMGCLUST_DEBUG=1 shows the traceback
+        if os.environ.get("IMGCLUST_DEBUG"):
+            raise
+        err.print(f"error: {type(exc).__name__}: {safe_text(str(exc)).splitlines()[0] if str(exc) else ''}"
+                  " (an unexpected failure; IMGCLUST_DEBUG=1 shows where)", markup=False)
+        sys.exit(1)
     if code == 130:
         err.print("interrupted")
     if isinstance(code, int) and code:

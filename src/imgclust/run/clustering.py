@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from imgclust.cluster import describe, fit_clusters, order_by_size
-from imgclust.errors import ConfigError
+from imgclust.errors import ConfigError, ImgclustError
 from imgclust.evaluate import external_scores, internal_scores
 from imgclust.model import Clustering, Features, KSelection
 from imgclust.progress import progress_bar, progress_status
@@ -34,10 +34,20 @@ def cluster_features(feats: Features, method: str, k: int | str, criterion: str 
     bar = progress_bar(progress)
     k = _parse_k(k)
     # a k sweep has its own bar; a single fit gets a spinner
-    with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
-        raw, selection, est = fit_clusters(
-            feats.X, method, k, criterion, k_range, random_state=seed,
-            progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
+    try:
+        with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
+            raw, selection, est = fit_clusters(
+                feats.X, method, k, criterion, k_range, random_state=seed,
+                progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
+    except ImgclustError:
+        raise
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        # the estimator refused these features (a mixture's covariance on near-identical
+        # images…): one line naming the method, not the library's traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImgclustError(f"{method} failed on these {n} images x {feats.X.shape[1]} features: "
+                            f"{first}; try another method or fewer features (-f ...,pca:20)") \
+            from None
     labels = order_by_size(raw)
     centers, distance, reps = describe(feats.X, labels)
     params = {kk: v for kk, v in est.get_params(deep=False).items()
