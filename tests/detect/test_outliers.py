@@ -137,8 +137,21 @@ def test_robust_z_handles_constant_and_tied_scores():
 
 def test_auto_neighbors_is_the_flagged_count_within_bounds():
     assert auto_neighbors(1797, 0.04) == 72
-    assert auto_neighbors(100, 0.04) == 20
+    assert auto_neighbors(400, 0.04) == 20
     assert auto_neighbors(100_000, 0.04) == 100
+
+
+def test_equal_groups_are_not_outliers(rng):
+    """Three equal groups of 8 and one real outlier: the groups' LOFs are all about 1, and their
+    tiny differences must not become large z-scores (they were 8 before the scale floor)."""
+    X = np.vstack([rng.normal(c, 0.3, (8, 10)) for c in (0, 5, 10)])
+    X[3] += 3
+    labels = np.repeat([0, 1, 2], 8)
+    res = outlier_scores(X, labels, contamination=0.05)
+    assert int(res.ranking()[0]) == 3
+    others = np.arange(24) != 3
+    assert np.abs(res.method_z["lof"][others]).max() < 3
+    assert robust_z(np.r_[np.ones(9), 1.01], min_scale=0.05)[-1] == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("kwargs, match", [
