@@ -863,7 +863,8 @@ def main(argv: list[str] | None = None) -> None:
         # features…) is one line, not a traceback; IMGCLUST_DEBUG=1 shows the traceback
         if os.environ.get("IMGCLUST_DEBUG"):
             raise
-        err.print(f"error: {type(exc).__name__}: {safe_text(str(exc)).splitlines()[0] if str(exc) else ''}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(f"error: {type(exc).__name__}: {safe_text(first)}"
                   " (an unexpected failure; IMGCLUST_DEBUG=1 shows where)", markup=False)
         sys.exit(1)
     if code == 130:
