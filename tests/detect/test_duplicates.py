@@ -242,3 +242,19 @@ def test_cli_refusals(planted, tmp_path):
     res = imgclust("duplicates", str(planted), "--out", str(tmp_path / "o"), "--keep", "newest")
     assert res.returncode == 2 and "keep='newest'; valid: largest, oldest, first" in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_feature_cosine(planted, tmp_path):
+    """--cosine alone (hash pairs switched off by radius 0 and a check nothing passes but
+    identical thumbnails) still groups the copies through their pixel features."""
+    out = tmp_path / "out"
+    res = imgclust("duplicates", str(planted), "--out", str(out), "--radius", "0",
+                   "--min-similarity", "1", "--cosine", "0.999", "-f", "pixels:8", "-q")
+    assert res.returncode == 0, res.stderr
+    with open(out / "duplicates.csv", newline="") as f:
+        groups = {}
+        for r in csv.DictReader(f):
+            groups.setdefault(r["group"], set()).add(r["id"])
+    assert {"a_crop.png", "a_small.png", "a_q60.jpg"} <= groups["0"]
+    bad = imgclust("duplicates", str(planted), "--out", str(out), "-f", "pixels:8")
+    assert bad.returncode == 2 and "--features is used by --cosine only" in bad.stderr

@@ -96,7 +96,8 @@ h1 {{ font-size: 1.4rem; }} p.meta {{ color: #555; }}
 img.small {{ image-rendering: pixelated; }}
 .missing {{ width: 96px; height: 96px; margin: 0 auto .3rem; background: #eef0f3; color: #888;
         display: flex; align-items: center; justify-content: center; text-align: center; }}
-.row {{ display: flex; flex-wrap: wrap; gap: .6rem; padding: .6rem 0; border-top: 1px solid #dde1e7; }}
+.row {{ display: flex; flex-wrap: wrap; gap: .6rem; padding: .6rem 0;
+        border-top: 1px solid #dde1e7; }}
 .row h2 {{ width: 100%; font-size: 1rem; margin: 0; }}
 .kept {{ border-color: #2b8a3e; background: #ebfbee; }}
 .tag {{ font-weight: 600; }}
