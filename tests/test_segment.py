@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from imgclust.errors import ConfigError, RunDirError
-from imgclust.segment import claim_out_dir, segment_file, segment_image
+from imgclust.outdir import claim_out_dir
+from imgclust.segment import segment_file, segment_image
 
 RED, BLUE = (200, 30, 40), (20, 40, 210)
 

@@ -431,7 +431,7 @@ def write_bench_out(rows: Sequence[dict[str, Any]], out: str | Path,
     list of Path
         The files written.
     """
-    from imgclust.segment import write_owned
+    from imgclust.outdir import write_owned
 
     files: dict[str, bytes | str] = {}
     if any(r.get("supervised") for r in rows):
@@ -442,7 +442,7 @@ def write_bench_out(rows: Sequence[dict[str, Any]], out: str | Path,
 
 def check_bench_out(out: str | Path, supervised: bool = False) -> None:
     """Refuse ``out`` (:class:`~imgclust.errors.RunDirError`) unless bench may write there."""
-    from imgclust.segment import claim_out_dir
+    from imgclust.outdir import claim_out_dir
 
     claim_out_dir(out, BENCH_JSON, "imgclust bench", [SUPERVISED_HTML] if supervised else [])
 
