@@ -819,6 +819,23 @@ def label_undo(
         console.print(f"undone: {batch} ({n} events)")
 
 
+@app.command()
+def generate(
+    run_dir: Path = typer.Argument(..., metavar="DIR", help="Run directory of 'imgclust run'."),
+    n: int = typer.Option(20, "-n", min=1, max=10_000, help="How many images to generate."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder for generated.png and generated.npy (new or empty)."),
+    seed: int = typer.Option(0, min=0, help="Random seed."),
+) -> None:
+    """New images: a Gaussian mixture in the PCA space of the run's pixels, sampled and mapped back."""
+    from imgclust.generate import generate as generate_api
+
+    info = generate_api(run_dir, out, n=n, seed=seed)
+    console.print(f"{info['n']} images generated ({info['side']} px, mixture of "
+                  f"{info['components']} in {info['pca_dims']} PCA dimensions, from "
+                  f"{info['images_read']} images): {safe_text(str(info['files'][0]))}",
+                  markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
