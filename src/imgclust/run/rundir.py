@@ -162,6 +162,11 @@ class RunDir:
         return m
 
     # -- writing ---------------------------------------------------------------------------
+    def _write_manifest(self, m: dict[str, Any]) -> None:
+        # lone surrogates of undecodable names become \\udcXX escapes: valid UTF-8 JSON
+        atomic_write_bytes(self.path / RUN_JSON,
+                           (to_json(m) + "\n").encode("utf-8", "backslashreplace"))
+
     def _record(self, names: Iterable[str]) -> None:
         m = self.manifest()
         if m is None:
@@ -170,8 +175,7 @@ class RunDir:
         new = [n for n in names if n not in have]
         if new:
             m["written"] = have + new
-            atomic_write_bytes(self.path / RUN_JSON, (to_json(m) + "\n").encode(
-                "utf-8", "backslashreplace"))
+            self._write_manifest(m)
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Write ``name`` atomically, recorded in the manifest first."""
@@ -211,8 +215,7 @@ class RunDir:
         if m is None:
             raise RunDirError(f"{self.path}: no {RUN_JSON} to update")
         m.update(changes)
-        atomic_write_bytes(self.path / RUN_JSON, (to_json(m) + "\n").encode(
-            "utf-8", "backslashreplace"))
+        self._write_manifest(m)
 
     # -- create, resume, replace -----------------------------------------------------------
     def check_no_pending_move(self) -> None:
@@ -319,9 +322,8 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"{out}: cannot create the run directory: "
                               f"{exc.strerror or exc}") from None
-        atomic_write_bytes(out / RUN_JSON, (to_json(
-            {**manifest, "state": "running", "written": [RUN_JSON, *[
-                n for n in written if n != RUN_JSON]]}) + "\n").encode("utf-8", "backslashreplace"))
+        self._write_manifest({**manifest, "state": "running",
+                              "written": [RUN_JSON, *[n for n in written if n != RUN_JSON]]})
         kill_point("run-json")
         return self
 
