@@ -163,7 +163,7 @@ class RunDir:
 
     # -- writing ---------------------------------------------------------------------------
     def _write_manifest(self, m: dict[str, Any]) -> None:
-        # lone surrogates of undecodable names become \\udcXX escapes: valid UTF-8 JSON
+        # lone surrogates of undecodable names become \udcXX escapes: valid UTF-8 JSON
         atomic_write_bytes(self.path / RUN_JSON,
                            (to_json(m) + "\n").encode("utf-8", "backslashreplace"))
 
