@@ -71,7 +71,12 @@ def test_umap_run_assigns_in_the_space_before_umap(tmp_path, digits_npz):
     assert (tmp_path / "r" / "assign-features.npy").exists()
     back = imgclust.load(tmp_path / "r")
     assert [s for s, _ in back.steps_] == ["pixels", "pca:20"]  # UMAP is not saved
+    assert back.features_.steps == ("pixels", "pca:20", "umap:5")
     assert back.predict(str(digits_npz)).labels.tolist() == res.labels_.tolist()
+    re = imgclust.recluster(tmp_path / "r", k=3)  # the saved model keeps every step's spec
+    again = imgclust.load(tmp_path / "r")
+    assert again.features_.steps == ("pixels", "pca:20", "umap:5")
+    assert again.predict(str(digits_npz)).labels.tolist() == re.labels_.tolist()
 
 
 def test_images_unlike_any_cluster_are_unknown(tmp_path):

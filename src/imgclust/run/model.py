@@ -51,15 +51,21 @@ def assign_prefix(step_specs: list[str]) -> int:
     return len(step_specs)
 
 
-def model_bytes(steps: list[tuple[str, Any]], clusterer: Any) -> bytes:
-    """Serialise the assign prefix of ``steps`` and the clusterer (data only)."""
+def model_bytes(steps: list[tuple[str, Any]], clusterer: Any,
+                step_specs: list[str] | tuple[str, ...] | None = None) -> bytes:
+    """Serialise the assign prefix of ``steps`` and the clusterer (data only).
+
+    ``step_specs``: every step of the run, when ``steps`` holds only the saved prefix (a
+    reloaded run); by default the specs of ``steps``.
+    """
     from imgclust.run import _safe_state as sio
 
     n = assign_prefix([s for s, _ in steps])
     payload: dict[str, Any] = {"format": MODEL_FORMAT, "imgclust_version": __version__,
                                "versions": versions(),
                                "steps": [[s, est] for s, est in steps[:n]],
-                               "step_specs": [s for s, _ in steps], "clusterer": None}
+                               "step_specs": list(step_specs) if step_specs is not None
+                               else [s for s, _ in steps], "clusterer": None}
     try:
         payload["clusterer"] = clusterer
         return sio.dumps(payload)

@@ -101,7 +101,7 @@ def recluster(run_dir: str | Path, k: int | str = "auto", method: str | None = N
                                "k": res.summary.get("n_clusters")}}
     rd.update_manifest(state="running")
     write_clusters(rd, clustering)
-    rd.write_bytes(MODEL, model_bytes(res.steps_, est))
+    rd.write_bytes(MODEL, model_bytes(res.steps_, est, res.features_.steps))
     rd.write_json(SUMMARY, s)
     cfg = dict(m.get("config", {}))
     cfg.update(method=method, k=str(k), criterion=criterion, k_range=list(k_range), seed=seed,
