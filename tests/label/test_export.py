@@ -213,3 +213,20 @@ def test_on_a_run_written_by_the_pipeline(tmp_path: Path) -> None:
     res = export_labels(run, tmp_path / "out", format="imagefolder", sources=("human",
                                                                               "propagated"))
     assert res["by_label"] == {"dark": 10, "light": 10} and res["files"] == 20
+
+
+def test_a_file_name_at_the_length_limit_is_exported(tmp_path: Path) -> None:
+    """A 251-byte name: the copy's temporary name must fit NAME_MAX too (it was .NAME.part)."""
+    import imgclust
+
+    src = tmp_path / "src"
+    src.mkdir()
+    long_name = "a" * 247 + ".png"
+    for i, name in enumerate([long_name, "b.png", "c.png", "d.png"]):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(src / name)
+    run = tmp_path / "r"
+    imgclust.run(src, run, features="pixels", method="kmeans", k=2)
+    LabelStore(run).label([long_name, "b.png"], "red")
+    export_labels(run, tmp_path / "out", format="folders")
+    assert (tmp_path / "out" / "red" / long_name).read_bytes() == (src / long_name).read_bytes()
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "out").rglob("*"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import errno
 import os
-import shutil
 import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
@@ -107,17 +106,18 @@ def _check_out(out: Path, fmt: str) -> None:
 
 
 def _write_copy(src_path: str, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.part")
-    try:
-        shutil.copyfile(src_path, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # the export room's copy: a temporary name that fits NAME_MAX and never takes a user's file
+    from imgclust.export.folders import _copy_safely
+
+    _copy_safely(Path(src_path), dst)
 
 
 def _write_png(img: Any, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.part")
+    from imgclust.export.folders import _refuse_existing, _reserve, part_name
+
+    _refuse_existing(dst)
+    tmp = part_name(dst)
+    _reserve(tmp)
     try:
         img.save(tmp, format="PNG")
         os.replace(tmp, dst)
