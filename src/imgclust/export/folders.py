@@ -131,6 +131,19 @@ def _copy_safely(src: Path, dst: Path) -> None:
         raise
 
 
+def save_png_safely(img: Any, dst: Path) -> None:
+    """Save a Pillow image as PNG at ``dst`` through ``part_name(dst)``, never over a file."""
+    _refuse_existing(dst)
+    tmp = part_name(dst)
+    _reserve(tmp)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _link_target(link: str | Path, text: str) -> str:
     """Where a symlink at ``link`` with content ``text`` points, as an absolute path."""
     return os.path.join(os.path.dirname(os.path.abspath(link)), text)
@@ -234,15 +247,7 @@ def export_clusters(result: Any, out_dir: str | Path, mode: str = "copy",
     try:
         for src, dst, image_id in bar(plan, desc=f"export ({mode})", unit="file"):
             if src is None:
-                _, img = result.source.read(image_id)
-                _refuse_existing(dst)
-                tmp = part_name(dst)
-                _reserve(tmp)
-                try:
-                    img.save(tmp, format="PNG")
-                    os.replace(tmp, dst)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                save_png_safely(result.source.read(image_id)[1], dst)
             elif mode == "copy":
                 _copy_safely(Path(src), dst)
             elif mode == "link":

@@ -113,17 +113,9 @@ def _write_copy(src_path: str, dst: Path) -> None:
 
 
 def _write_png(img: Any, dst: Path) -> None:
-    from imgclust.export.folders import _refuse_existing, _reserve, part_name
+    from imgclust.export.folders import save_png_safely
 
-    _refuse_existing(dst)
-    tmp = part_name(dst)
-    _reserve(tmp)
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    save_png_safely(img, dst)
 
 
 def export_labels(run_dir: str | Path, out: str | Path, format: str = "csv",  # noqa: A002
