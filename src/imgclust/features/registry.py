@@ -27,7 +27,7 @@ def load_builtins() -> None:
     """Import the built-in steps so that they register themselves."""
     from imgclust.features import hog, pixels, reduce  # noqa: F401
 
-    for optional in ("cnn", "autoencoder", "embed"):
+    for optional in ("cnn", "onnx", "autoencoder", "embed"):
         try:
             __import__(f"imgclust.features.{optional}")
         except ModuleNotFoundError as exc:  # module not written yet in this build
