@@ -51,90 +51,65 @@ def _load_chunk(path: Path, n_rows: int) -> np.ndarray | None:
     return a if a.ndim == 2 and a.shape[0] == n_rows else None
 
 
+def store_key(step_spec: str, extractor: Any, seed: int) -> str:
+    """Key of a folder's feature store and catalogue: the images step, the extractor's own
+    cache key (parameters and model version), seed and imgclust version. Not the inputs: rows
+    are keyed by each file's content hash, so one store serves every state of the folder."""
+    ext_key = extractor.cache_key() if hasattr(extractor, "cache_key") else repr(
+        sorted(extractor.get_params().items()))
+    payload = json.dumps(["store", step_spec, type(extractor).__name__, ext_key, seed,
+                          __version__])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int = 256,
                      progress: bool = True, timings: dict[str, float] | None = None,
                      cache_dir: Path | None = None, cache_stats: dict[str, Any] | None = None,
-                     assign_out: dict[str, Any] | None = None
+                     assign_out: dict[str, Any] | None = None, workers: int | None = None,
+                     scheduler: str | None = None
                      ) -> tuple[Features, list[ImageRecord], list[tuple[str, Any]], str]:
     """Read the images in bounded batches and compute the feature matrix.
 
     Only one batch of decoded images is in memory at a time; the images step must be stateless
     (pixels, cnn). Array steps (pca, umap…) are then fitted on the whole matrix.
 
-    With ``cache_dir``, each batch's images-step features are saved there (atomically) and
-    reused by a later call on the same inputs, so a killed run resumes without recomputing them
-    (images are still decoded: their records and failures come from the source). Array steps
-    are refitted (deterministic for a given seed). ``cache_stats`` receives the key and how many
-    batches were reused and computed. ``assign_out["X"]`` receives the matrix new images are
-    assigned in: the output of the steps before the first UMAP/t-SNE (see
+    A folder with ``cache_dir`` (a run directory) goes through its catalogue and feature store
+    (:mod:`imgclust.run.catalog`, :mod:`imgclust.run.store`): only files that are new or changed
+    (size or modification time, then content hash) are decoded, their features appended to the
+    store on disk, one SQLite commit per batch; the matrix is then gathered from the store.
+    ``workers`` (a local Dask cluster of that many workers) or ``scheduler`` (the address of a
+    running one) send those batches to Dask (:mod:`imgclust.distributed`).
+
+    Other sources with ``cache_dir`` save each batch's images-step features there (atomically),
+    reused by a later call on the same inputs, so a killed run resumes without recomputing
+    them (images are still decoded: their records and failures come from the source). Array
+    steps are refitted (deterministic for a given seed). ``cache_stats`` receives the key and
+    how many batches were reused and computed (and, for a folder, how many images were decoded,
+    reused and dropped). ``assign_out["X"]`` receives the matrix new images are assigned in:
+    the output of the steps before the first UMAP/t-SNE (see
     :func:`imgclust.run.model.assign_prefix`); it is the feature matrix itself when there is none.
 
     Returns
     -------
     features, records, fitted steps, the feature spec actually used (``auto`` resolved)
     """
+    from imgclust.sources.folder import FolderSource
+
     timings = timings if timings is not None else {}
-    bar = progress_bar(progress)
-    n_total = len(source.candidates())
-    t0 = time.perf_counter()
-    batches = source.iter_batches(batch_size)
-    first_recs, first_imgs = next(batches, ([], []))
-    reason = None
-    if spec == "auto":
-        spec, reason = choose_features(first_imgs[:64])
-    steps = build_steps(spec, random_state=seed)
-    name0, ext = steps[0]
-    # validates parameters; pixels with size=None fixes its shape here, from the first image,
-    # so that every batch gets the same width
-    ext.fit(first_imgs[:1])
-    records: list[ImageRecord] = []
-    chunks: list[np.ndarray] = []
-    pbar = bar(total=n_total, desc=f"reading + {name0}", unit="img")
     stats = cache_stats if cache_stats is not None else {}
-    stats.update(reused=0, computed=0)
-    bdir = None
-    if cache_dir is not None:
-        stats["key"] = feature_cache_key(source.fingerprint(), name0, ext, seed, batch_size)
-        bdir = Path(cache_dir) / f"features-{stats['key']}"
-
-    pbar_n = [0]
-
-    def consume(i: int, recs: list[ImageRecord], imgs: list[Any]) -> None:
-        if imgs:
-            chunk, path = None, None
-            if bdir is not None:
-                ids_hash = hashlib.sha256("\0".join(r.id for r in recs).encode(
-                    "utf-8", "surrogateescape")).hexdigest()[:12]
-                path = bdir / f"batch-{i:05d}-{ids_hash}.npy"
-                chunk = _load_chunk(path, len(recs))
-            if chunk is None:
-                chunk = ext.transform(imgs)
-                stats["computed"] += 1
-                if path is not None:
-                    atomic_save_npy(path, chunk)
-            else:
-                stats["reused"] += 1
-            chunks.append(chunk)
-            records.extend(recs)
-        # skipped files count as read, so the bar ends at the number of candidates
-        pbar.update(len(records) + len(source.failures) - pbar_n[0])
-        pbar_n[0] = len(records) + len(source.failures)
-        kill_point(f"batch:{i + 1}")
-
-    consume(0, first_recs, first_imgs)
-    for i, (recs, imgs) in enumerate(batches, start=1):
-        consume(i, recs, imgs)
-    pbar.close()
-    if bdir is not None:  # a run directory caches the features of its current run only
-        for old in Path(cache_dir).glob("features-*"):
-            if old != bdir and old.is_dir():
-                shutil.rmtree(old)
+    t0 = time.perf_counter()
+    if (workers is not None or scheduler is not None) and not (
+            cache_dir is not None and isinstance(source, FolderSource)):
+        raise ConfigError("--workers/--scheduler read a folder into a run directory "
+                          f"(--out); {source.spec} is not a folder")
+    if cache_dir is not None and isinstance(source, FolderSource):
+        X, records, steps, spec, reason = _extract_folder(
+            source, spec, seed, batch_size, progress, Path(cache_dir), stats, workers, scheduler)
+    else:
+        X, records, steps, spec, reason = _extract_batches(
+            source, spec, seed, batch_size, progress, cache_dir, stats)
+    name0 = steps[0][0]
     timings["features:" + name0] = time.perf_counter() - t0
-    if not records:
-        raise ConfigError(f"{source.spec}: no readable images "
-                          f"({len(source.failures)} files skipped)")
-    X = np.concatenate(chunks).astype(np.float32, copy=False)
-    del chunks
     from imgclust.run.model import assign_prefix
 
     n_prefix = assign_prefix([s for s, _ in steps])
@@ -152,10 +127,257 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     return feats, records, steps, (reason and f"{spec} ({reason})") or spec
 
 
+def _first_steps(spec: str, seed: int, first_imgs: list[Any]
+                 ) -> tuple[list[tuple[str, Any]], str, str | None]:
+    """Resolve ``auto`` on the first images, build the steps, fit the images step on one image
+    (validates parameters; pixels with size=None fixes its shape there, so that every batch
+    gets the same width)."""
+    reason = None
+    if spec == "auto":
+        spec, reason = choose_features(first_imgs[:64])
+    steps = build_steps(spec, random_state=seed)
+    steps[0][1].fit(first_imgs[:1])
+    return steps, spec, reason
+
+
+def _extract_batches(source: Source, spec: str, seed: int, batch_size: int, progress: bool,
+                     cache_dir: Path | None, stats: dict[str, Any]):
+    """Any source: its own batches, each batch's features cached in ``cache_dir``; the rows are
+    written into one preallocated matrix (no list of batches joined at the end)."""
+    bar = progress_bar(progress)
+    n_total = len(source.candidates())
+    batches = source.iter_batches(batch_size)
+    first_recs, first_imgs = next(batches, ([], []))
+    steps, spec, reason = _first_steps(spec, seed, first_imgs)
+    name0, ext = steps[0]
+    records: list[ImageRecord] = []
+    X: np.ndarray | None = None
+    pbar = bar(total=n_total, desc=f"reading + {name0}", unit="img")
+    stats.update(reused=0, computed=0)
+    bdir = None
+    if cache_dir is not None:
+        stats["key"] = feature_cache_key(source.fingerprint(), name0, ext, seed, batch_size)
+        bdir = Path(cache_dir) / f"features-{stats['key']}"
+
+    pbar_n = [0]
+
+    def consume(i: int, recs: list[ImageRecord], imgs: list[Any]) -> None:
+        nonlocal X
+        if imgs:
+            chunk, path = None, None
+            if bdir is not None:
+                ids_hash = hashlib.sha256("\0".join(r.id for r in recs).encode(
+                    "utf-8", "surrogateescape")).hexdigest()[:12]
+                path = bdir / f"batch-{i:05d}-{ids_hash}.npy"
+                chunk = _load_chunk(path, len(recs))
+            if chunk is None:
+                chunk = ext.transform(imgs)
+                stats["computed"] += 1
+                if path is not None:
+                    atomic_save_npy(path, chunk)
+            else:
+                stats["reused"] += 1
+            if X is None:  # at most one row per candidate: cut to the images read at the end
+                X = np.empty((n_total, chunk.shape[1]), dtype=np.float32)
+            X[len(records):len(records) + len(recs)] = chunk
+            records.extend(recs)
+        # skipped files count as read, so the bar ends at the number of candidates
+        pbar.update(len(records) + len(source.failures) - pbar_n[0])
+        pbar_n[0] = len(records) + len(source.failures)
+        kill_point(f"batch:{i + 1}")
+
+    consume(0, first_recs, first_imgs)
+    for i, (recs, imgs) in enumerate(batches, start=1):
+        consume(i, recs, imgs)
+    pbar.close()
+    if bdir is not None:  # a run directory caches the features of its current run only
+        _prune(Path(cache_dir), bdir)
+    if not records:
+        raise ConfigError(f"{source.spec}: no readable images "
+                          f"({len(source.failures)} files skipped)")
+    return X[:len(records)], records, steps, spec, reason
+
+
+def _prune(cache_dir: Path, keep: Path) -> None:
+    for old in cache_dir.glob("features-*"):
+        if old != keep and old.is_dir():
+            shutil.rmtree(old)
+
+
+def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
+                    on_file: Any = None) -> tuple[list[Any], np.ndarray]:
+    """Stat, hash and decode files of a folder on ``threads`` threads, then featurise them.
+
+    The unit of work of a folder's extraction, in this process or as a Dask task.
+
+    Parameters
+    ----------
+    source : FolderSource
+    ext : fitted images step
+    ids : sequence of str
+        Relative paths in ``source``.
+    on_file : callable, optional
+        Called once per file, in order (moves a progress bar).
+
+    Returns
+    -------
+    rows : list of :class:`~imgclust.run.catalog.FileRow`, one per id, in order
+    X : ndarray of shape (n_ok, n_features), one row per ``status == "ok"`` entry, in order
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgclust.errors import DecodeError
+    from imgclust.run.catalog import FileRow, content_hash
+
+    def one(i: str) -> tuple[FileRow, Any]:
+        path = source.describe(i)
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+            h = content_hash(path)
+        except OSError as exc:
+            return FileRow(i, path, -1, -1, None, "failed",
+                           f"cannot read: {exc.strerror or exc}", None, None, None), None
+        try:
+            rec, img = source.read(i)
+        except DecodeError as exc:
+            return FileRow(i, path, size, mtime, h, "failed", exc.reason, None, None, None), None
+        except Exception as exc:  # noqa: BLE001 - one file must never abort a scan (as Source)
+            return FileRow(i, path, size, mtime, h, "failed",
+                           f"unexpected error while reading (please report): "
+                           f"{type(exc).__name__}: {exc}", None, None, None), None
+        return FileRow(i, path, size, mtime, h, "ok", None, rec.width, rec.height, rec.mode), img
+
+    rows, imgs = [], []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for row, img in pool.map(one, ids):
+            rows.append(row)
+            if img is not None:
+                imgs.append(img)
+            if on_file is not None:
+                on_file()
+    X = (np.asarray(ext.transform(imgs), dtype=np.float32) if imgs
+         else np.zeros((0, 0), dtype=np.float32))
+    return rows, X
+
+
+def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress: bool,
+                    cache_dir: Path, stats: dict[str, Any], workers: int | None,
+                    scheduler: str | None):
+    """A folder through its catalogue and feature store: only new or changed files decoded."""
+    import os
+
+    from imgclust.model import LoadFailure
+    from imgclust.run.catalog import Catalog
+    from imgclust.run.store import CATALOG_FILE, STORE_FILE, FeatureStore
+
+    ids = source.candidates()
+    n_total = len(ids)
+    # the first readable image resolves "auto" (up to 64 of them) and fits the images step
+    probe: list[Any] = []
+    for i in ids:
+        try:
+            probe.append(source.read(i)[1])
+        except Exception:  # noqa: BLE001 - the catalogue pass records why
+            continue
+        if len(probe) == (64 if spec == "auto" else 1):
+            break
+    if not probe:
+        source.failures = list(source.scan_failures)
+        raise ConfigError(f"{source.spec}: no readable images "
+                          f"({n_total + len(source.scan_failures)} files skipped)")
+    steps, spec, reason = _first_steps(spec, seed, probe)
+    del probe
+    name0, ext = steps[0]
+    key = store_key(name0, ext, seed)
+    bdir = cache_dir / f"features-{key}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    cat = Catalog(bdir / CATALOG_FILE)
+    dim = cat.get_meta("dim")
+    store = FeatureStore(bdir / STORE_FILE, cat.n_rows(), int(dim) if dim else None)
+    stats.update(key=key, reused=0, computed=0, decoded=0, reused_images=0, removed=0)
+    pbar = progress_bar(progress)(total=n_total, desc=f"reading + {name0}", unit="img")
+    # quick check: a file whose size and modification time are those catalogued is not read
+    need: list[str] = []
+    batch_has_need = set()
+    for j, i in enumerate(ids):
+        e = cat.lookup(i)
+        try:
+            st = os.stat(source.describe(i))
+            same = e is not None and e[0] == st.st_size and e[1] == st.st_mtime_ns and (
+                e[3] == "failed" or e[8] is not None)
+        except OSError:
+            same = False
+        if same:
+            stats["reused_images"] += 1
+            pbar.update(1)
+        else:
+            need.append(i)
+            batch_has_need.add(j // batch_size)
+    n_batches = -(-n_total // batch_size)
+    stats["computed"] = len(batch_has_need)
+    stats["reused"] = n_batches - len(batch_has_need)
+    chunks = [need[s:s + batch_size] for s in range(0, len(need), batch_size)]
+
+    def commit(i: int, rows: list[Any], X: np.ndarray) -> None:
+        ok = [r for r in rows if r.status == "ok"]
+        new: dict[str, int] = {}
+        take = []
+        for j, r in enumerate(ok):  # a content already stored (a copy, a renamed file) is kept once
+            if r.hash not in new and cat.row_of(r.hash) is None:
+                new[r.hash] = store.n_rows + len(take)
+                take.append(j)
+        if take:
+            store.append(X[take])
+        cat.commit_batch(rows, new, store.n_rows, store.dim)
+        stats["decoded"] += len(rows)
+        kill_point(f"batch:{i + 1}")
+
+    if chunks and (workers is not None or scheduler is not None):
+        from imgclust.distributed import featurise_distributed
+
+        for i, (rows, X) in enumerate(featurise_distributed(source, ext, chunks, workers,
+                                                            scheduler)):
+            commit(i, rows, X)
+            pbar.update(len(rows))
+    else:
+        threads = min(8, os.cpu_count() or 1)
+        for i, chunk in enumerate(chunks):
+            rows, X = featurise_files(source, ext, chunk, threads, on_file=lambda: pbar.update(1))
+            commit(i, rows, X)
+    pbar.close()
+    stats["removed"] = cat.drop_missing(ids)
+    # the run's images, in candidate order, from the catalogue
+    records: list[ImageRecord] = []
+    failures = list(source.scan_failures)
+    rows_idx = []
+    for i in ids:
+        e = cat.lookup(i)
+        path = source.describe(i)
+        if e is None:  # pragma: no cover - every candidate was catalogued above
+            failures.append(LoadFailure(path, "not read"))
+        elif e[3] == "ok" and e[8] is not None:
+            records.append(ImageRecord(id=i, path=path, width=e[5], height=e[6], mode=e[7]))
+            rows_idx.append(e[8])
+        else:
+            failures.append(LoadFailure(path, e[4] or "not read"))
+    source.failures = failures
+    cat.close()
+    if not records:
+        store.close()
+        raise ConfigError(f"{source.spec}: no readable images ({len(failures)} files skipped)")
+    X = store.take(np.asarray(rows_idx))
+    store.close()
+    _prune(cache_dir, bdir)
+    return X, records, steps, spec, reason
+
+
 def validate(features: str, method: str | Sequence[str], export: str | None = None,
              criterion: str | None = None) -> None:
     """Fail fast, before any image is read or the run folder touched: unknown steps, methods or
     export modes, and parameter values the estimators refuse (``Registry.check``)."""
+    from imgclust.cluster import criteria
     from imgclust.cluster import registry as creg
     from imgclust.export.folders import MODES
     from imgclust.features import registry as freg
@@ -174,10 +396,10 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
     if criterion is not None:
         methods = [method] if isinstance(method, str) else list(method)
         if "auto" in methods:  # the method is chosen later: any method's criterion may apply
-            valid = sorted({c for n in creg.names() for c in creg.entry(n).meta.get("criteria", ())})
+            valid = sorted({c for n in creg.names() for c in criteria.for_method(creg.entry(n).meta)})
         else:
             valid = [c for m in methods
-                     for c in creg.entry(freg.parse_name(m)).meta.get("criteria", ())]
+                     for c in criteria.for_method(creg.entry(freg.parse_name(m)).meta)]
         if criterion not in valid:
             raise ConfigError(f"criterion={criterion!r} does not apply to "
                               f"{' / '.join(methods)}; valid: {', '.join(dict.fromkeys(valid))}")

@@ -44,7 +44,8 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
         features: str = "auto", method: str = "auto", k: int | str = "auto",
         criterion: str | None = None, k_range: tuple[int, int] = DEFAULT_K_RANGE,
         labels: str | None = None, seed: int = 0, export: str | None = None,
-        overwrite: bool = False, batch_size: int = 256, progress: bool = False) -> Result:
+        overwrite: bool = False, batch_size: int = 256, progress: bool = False,
+        workers: int | None = None, scheduler: str | None = None) -> Result:
     """Cluster the images of ``source`` and, with ``out``, write a run directory.
 
     Parameters
@@ -74,6 +75,12 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
         Images decoded at a time (bounds memory).
     progress : bool
         Show progress bars on stderr.
+    workers : int, optional
+        Decode and featurise a folder's new files on a local Dask cluster of this many workers
+        (``pip install "imgclust[distributed]"``); needs ``out``.
+    scheduler : str, optional
+        The same on a running Dask cluster (``tcp://HOST:8786``); workers need the same
+        install and the folder at the same path.
 
     Returns
     -------
@@ -106,7 +113,7 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     cache_dir = rd.own(CACHE) if rd is not None else None
     feats, records, steps, feat_desc = extract_features(
         src, features, seed, batch_size, progress, timings, cache_dir=cache_dir,
-        cache_stats=cache_stats, assign_out=assign)
+        cache_stats=cache_stats, assign_out=assign, workers=workers, scheduler=scheduler)
     kill_point("features")
     method_reason = None
     if method == "auto":

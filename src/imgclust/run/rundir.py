@@ -14,7 +14,9 @@ Layout (names relative to the directory)::
     features.npy          the matrix the clusters were found in
     assign-features.npy   the matrix new images are assigned in (when it differs: UMAP, t-SNE)
     model.npz             fitted feature steps + clusterer (data only: loading runs no code)
-    cache/                images-step features per batch (resume after a kill)
+    cache/                images-step features per batch (resume after a kill); for a folder,
+                          features-KEY/catalog.sqlite + store.f32: its files and their
+                          features by content hash (incremental reruns, kept by --overwrite)
     report.html, plotly.min.js, thumbs/     the report (imgclust report)
     export.csv, clusters/, export-journal.jsonl   per-cluster folders (--export)
 """
@@ -44,6 +46,8 @@ FEATURES = "features.npy"
 ASSIGN_FEATURES = "assign-features.npy"
 MODEL = "model.npz"
 CACHE = "cache"
+#: kept by --overwrite (see RunDir.prepare)
+KEEP_ON_OVERWRITE = (CACHE,)
 REPORT = "report.html"
 COMPARE_JSON = "compare.json"
 COMPARE_CSV = "compare.csv"
@@ -240,9 +244,10 @@ class RunDir:
                 if folder != self.path or any(p.name.startswith(f".{n}.") for n in own):
                     p.unlink()
 
-    def remove_owned(self) -> int:
+    def remove_owned(self, keep: Sequence[str] = ()) -> int:
         """Remove every file the manifest lists (and the export's copies, per export.csv);
-        nothing else. Folders are removed only when that leaves them empty.
+        nothing else, and nothing named in ``keep``. Folders are removed only when that
+        leaves them empty.
 
         Returns
         -------
@@ -253,6 +258,8 @@ class RunDir:
 
         removed = remove_export(self.path)
         for name in sorted(self.written(), key=len, reverse=True):
+            if name in keep:
+                continue
             p = self.path / name
             if name == CACHE and p.is_dir():
                 shutil.rmtree(p)  # features-* batches: imgclust's alone
@@ -315,8 +322,11 @@ class RunDir:
             remove_export(out)
             written = [n for n in old.get("written", []) if n != "export.csv"]
             if why is not None:  # overwrite: remove exactly what the manifest lists
-                self.remove_owned()
-                written = []
+                # except cache/: a folder's feature store and catalogue are keyed by content
+                # hash and feature configuration, so an overwrite of a changed folder decodes
+                # only its new files (imgclust.run.catalog); other caches are keyed by inputs
+                self.remove_owned(keep=KEEP_ON_OVERWRITE)
+                written = [n for n in written if n in KEEP_ON_OVERWRITE]
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -1,0 +1,169 @@
+"""The catalogue of a folder's files (SQLite, in the run directory), for incremental reruns.
+
+One database per feature configuration, beside its feature store
+(:class:`~imgclust.run.store.FeatureStore`)::
+
+    files(id, path, size, mtime_ns, hash, status, reason, width, height, mode)
+    features(hash, row)      content hash -> row of the feature store
+    meta(key, value)         dim, n_rows (rows of the store that are committed), config key
+
+It is written as images are read, one transaction per batch, in WAL mode: a killed run leaves
+every batch committed before the kill, and the store's rows past ``n_rows`` (appended by a batch
+whose commit never came) are cut off when the store is opened again. A file is decoded again
+only when its size or modification time changed (quick check) and its content hash is new.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+#: bytes read at a time when hashing a file
+_HASH_BLOCK = 1 << 20
+
+
+class FileRow(NamedTuple):
+    """One file's catalogue entry (``status`` is ``"ok"`` or ``"failed"``)."""
+
+    id: str
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str
+    reason: str | None
+    width: int | None
+    height: int | None
+    mode: str | None
+
+
+def _key(image_id: str) -> bytes:
+    # ids are file names, which may hold undecodable bytes (surrogateescape): stored as bytes
+    return image_id.encode("utf-8", "surrogateescape")
+
+
+def _text(s: str | None) -> str | None:
+    return None if s is None else s.encode("utf-8", "surrogateescape").decode(
+        "utf-8", "backslashreplace")
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex, 32 characters)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(_HASH_BLOCK)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()[:32]
+
+
+class Catalog:
+    """The SQLite catalogue of one folder's files for one feature configuration.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file (created when missing).
+
+    Examples
+    --------
+    >>> cat = Catalog(tmp / "catalog.sqlite")  # doctest: +SKIP
+    >>> cat.lookup("a/b.png")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.con = sqlite3.connect(str(self.path), isolation_level=None)
+        self.con.execute("PRAGMA journal_mode=WAL")
+        self.con.execute("PRAGMA synchronous=NORMAL")
+        self.con.executescript("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS files (
+                id BLOB PRIMARY KEY, path TEXT, size INTEGER, mtime_ns INTEGER, hash TEXT,
+                status TEXT NOT NULL, reason TEXT, width INTEGER, height INTEGER, mode TEXT);
+            CREATE TABLE IF NOT EXISTS features (hash TEXT PRIMARY KEY, row INTEGER NOT NULL);
+        """)
+        self._cache: dict[bytes, tuple] | None = None
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        r = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if r is None else r[0]
+
+    def n_rows(self) -> int:
+        """Rows of the feature store that a committed batch refers to."""
+        return int(self.get_meta("n_rows") or 0)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _load(self) -> dict[bytes, tuple]:
+        if self._cache is None:
+            self._cache = {r[0]: r[1:] for r in self.con.execute(
+                "SELECT f.id, f.size, f.mtime_ns, f.hash, f.status, f.reason, f.width, f.height,"
+                " f.mode, x.row FROM files f LEFT JOIN features x ON f.hash = x.hash")}
+        return self._cache
+
+    def lookup(self, image_id: str) -> tuple | None:
+        """``(size, mtime_ns, hash, status, reason, width, height, mode, row)`` or ``None``."""
+        return self._load().get(_key(image_id))
+
+    def row_of(self, h: str) -> int | None:
+        r = self.con.execute("SELECT row FROM features WHERE hash = ?", (h,)).fetchone()
+        return None if r is None else int(r[0])
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return int(self.con.execute("SELECT count(*) FROM files").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM files WHERE status = ?",
+                                    (status,)).fetchone()[0])
+
+    def files(self) -> Iterator[FileRow]:
+        """Every file entry (for inspection and tests)."""
+        for r in self.con.execute("SELECT id, path, size, mtime_ns, hash, status, reason, "
+                                  "width, height, mode FROM files ORDER BY id"):
+            yield FileRow(bytes(r[0]).decode("utf-8", "surrogateescape"), *r[1:])
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit_batch(self, files: Iterable[FileRow], new_rows: dict[str, int], n_rows: int,
+                     dim: int | None) -> None:
+        """One transaction: the batch's file entries, the store rows it appended, ``n_rows``."""
+        files = list(files)
+        cur = self.con.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(_key(f.id), _text(f.path), f.size, f.mtime_ns, f.hash, f.status,
+                  _text(f.reason), f.width, f.height, f.mode) for f in files])
+            cur.executemany("INSERT OR IGNORE INTO features VALUES (?, ?)", new_rows.items())
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('n_rows', ?)", (str(n_rows),))
+            if dim is not None:
+                cur.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(dim),))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        if self._cache is not None:
+            for f in files:
+                row = new_rows.get(f.hash) if f.hash else None
+                if row is None and f.hash and f.status == "ok":
+                    row = self.row_of(f.hash)
+                self._cache[_key(f.id)] = (f.size, f.mtime_ns, f.hash, f.status, f.reason,
+                                           f.width, f.height, f.mode, row)
+
+    def drop_missing(self, present: Iterable[str]) -> int:
+        """Remove the entries of files no longer in the folder; returns how many."""
+        keep = {_key(i) for i in present}
+        gone = [k for k in self._load() if k not in keep]
+        if gone:
+            self.con.execute("BEGIN IMMEDIATE")
+            self.con.executemany("DELETE FROM files WHERE id = ?", [(k,) for k in gone])
+            self.con.execute("COMMIT")
+            for k in gone:
+                self._cache.pop(k, None)  # type: ignore[union-attr]
+        return len(gone)

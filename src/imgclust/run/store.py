@@ -1,0 +1,84 @@
+"""The feature store: one float32 matrix on disk, grown a batch at a time, read memory-mapped.
+
+The images step's features of every file read are appended to ``store.f32`` (raw C-order
+float32 rows; the width and the committed row count live in the catalogue's ``meta`` table, so
+one SQLite transaction commits a batch's rows and its file entries together). Rows are keyed by
+content hash (:class:`~imgclust.run.catalog.Catalog`), so a file that did not change is never
+decoded again and two copies of one image share a row.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+STORE_FILE = "store.f32"
+CATALOG_FILE = "catalog.sqlite"
+
+
+class FeatureStore:
+    """Append-only float32 rows in one file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.f32`` file.
+    n_rows : int
+        Rows committed (the catalogue's ``n_rows``); bytes past them, appended by a batch a
+        kill interrupted before its commit, are cut off.
+    dim : int or None
+        Row width, ``None`` until the first batch.
+    """
+
+    def __init__(self, path: str | Path, n_rows: int = 0, dim: int | None = None) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self.n_rows = n_rows
+        want = n_rows * (dim or 0) * 4
+        if self.path.exists():
+            if self.path.stat().st_size < want:  # the store lost rows the catalogue refers to
+                raise OSError(f"{self.path}: {self.path.stat().st_size} bytes, "
+                              f"the catalogue refers to {want}")
+            os.truncate(self.path, want)
+        elif n_rows:
+            raise FileNotFoundError(f"{self.path}: missing, the catalogue refers to {n_rows} rows")
+        self._f = open(self.path, "ab")
+
+    def append(self, X: np.ndarray) -> int:
+        """Append rows (shape (n, dim)); returns the index of the first one."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise ValueError(f"features of shape {X.shape}: expected (n_images, n_features)")
+        if self.dim is None:
+            self.dim = int(X.shape[1])
+        elif X.shape[1] != self.dim:
+            raise ValueError(f"features of width {X.shape[1]}; the store holds {self.dim}")
+        first = self.n_rows
+        self._f.write(X.tobytes())
+        self._f.flush()  # in the page cache before the catalogue commits: survives a SIGKILL
+        self.n_rows += X.shape[0]
+        return first
+
+    def close(self) -> None:
+        self._f.close()
+
+    def matrix(self) -> np.ndarray:
+        """Every committed row, memory-mapped read-only (shape (n_rows, dim))."""
+        self._f.flush()
+        if not self.n_rows:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.n_rows, self.dim))
+
+    def take(self, rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """Rows ``rows`` in that order, as one float32 array in memory (the final matrix).
+
+        Gathered a chunk at a time, so nothing but the result is held.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        mm = self.matrix()
+        out = np.empty((len(rows), self.dim or 0), dtype=np.float32)
+        for s in range(0, len(rows), chunk):
+            out[s:s + chunk] = mm[rows[s:s + chunk]]
+        del mm
+        return out
