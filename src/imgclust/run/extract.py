@@ -330,6 +330,7 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
                 take.append(j)
         if take:
             store.append(X[take])
+        kill_point(f"store:{i + 1}")  # rows appended, not yet committed: cut off when reopened
         cat.commit_batch(rows, new, store.n_rows, store.dim)
         stats["decoded"] += len(rows)
         kill_point(f"batch:{i + 1}")
