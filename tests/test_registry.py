@@ -132,7 +132,9 @@ def test_describe_gives_imgclust_defaults_and_explains_the_jargon():
     knn = creg.describe("knn-spectral")
     assert "eigengap (where the sorted eigenvalues" in knn["description"]
     assert "modularity (how many more links" in knn["description"]
-    assert {c["name"] for c in knn["criteria"]} == {"graph", "modularity", "eigengap", "silhouette"}
+    # its own graph rules, and every sweep criterion that applies to a method with k (elbow)
+    assert {c["name"] for c in knn["criteria"]} == {"graph", "modularity", "eigengap", "silhouette",
+                                                    "elbow"}
     gmm = {c["name"]: c["meaning"] for c in creg.describe("gmm")["criteria"]}
     assert gmm["bic"].startswith("Bayesian information criterion")
     assert "shears each image" in freg.describe("deskew")["description"]

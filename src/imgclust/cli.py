@@ -48,10 +48,18 @@ def _marks_interrupted(out: Path) -> Iterator[None]:
         raise
 
 
-#: --criterion's help: what each method chooses with when none is given (cluster registry)
-CRITERION_HELP = ("How auto chooses k: silhouette, elbow, bic, aic, density; graph, modularity, "
-                  "eigengap (knn-spectral). Default: the method's first: silhouette for kmeans, "
-                  "agglomerative and spectral, bic for gmm, graph for knn-spectral.")
+def _criterion_help() -> str:
+    """--criterion's help, from the criteria registry (imgclust.cluster.criteria)."""
+    from imgclust.cluster import criteria
+
+    return ("How auto chooses k: " + ", ".join(criteria.selectable()) + " (graph, modularity "
+            "and eigengap: knn-spectral's own graph). Default: the method's first: silhouette for "
+            "kmeans, agglomerative and spectral, bic for gmm, graph for knn-spectral; 'imgclust "
+            "methods METHOD' lists each method's criteria and what they mean.")
+
+
+#: --criterion's help
+CRITERION_HELP = _criterion_help()
 
 
 def _k_range(text: str) -> tuple[int, int]:
@@ -111,18 +119,9 @@ def _fmt(v: Any) -> str:
 
 def _k_story(s: dict[str, Any]) -> str:
     """Where the number of clusters came from, in words (summary.json's "k")."""
-    kinfo, method = s["k"], str(s["method"]["name"]).split(":")[0]
-    crit, value = kinfo.get("criterion"), kinfo.get("selected_value")
-    asked = str(kinfo.get("requested", "auto"))
-    if crit == "none":  # HDBSCAN, affinity propagation...: the method finds k itself
-        return f"found by {method}" + (f"; -k {asked} does not apply" if asked != "auto" else "")
-    if crit == "upper-bound":
-        return f"found by {method}, at most {value}"
-    if crit == "eps":
-        return f"found by {method}, eps {_fmt(value)}"
-    if crit == "given" or asked != "auto":
-        return "k given"
-    return f"k chosen by {crit}"
+    from imgclust.cluster import criteria
+
+    return criteria.short(s)
 
 
 def _print_run(res: Any) -> None:

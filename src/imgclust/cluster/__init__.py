@@ -5,8 +5,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from imgclust.cluster import criteria as criteria_
 from imgclust.cluster import registry
-from imgclust.cluster.select_k import density_k, sweep_eps, sweep_k
 from imgclust.errors import ConfigError
 from imgclust.model import KSelection
 from imgclust.registry import parse_spec
@@ -39,8 +39,9 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     k : int or "auto"
         Number of clusters; ignored (with a note in the selection) by methods that find it.
     criterion : str or None
-        How ``auto`` chooses: silhouette, elbow, bic, aic, density, graph, modularity or
-        eigengap (default: the method's first). ``graph``, ``modularity`` and ``eigengap``:
+        How ``auto`` chooses: a criterion of :mod:`imgclust.cluster.criteria` valid for the
+        method (default: the method's first). Those of kind ``sweep`` (silhouette, elbow, bic,
+        aic) pick a k of the sweep; those of kind ``graph`` (graph, modularity, eigengap):
         ``knn-spectral`` chooses k on its own nearest-neighbour graph in one fit. ``density``:
         k is the number of groups HDBSCAN finds, and k-means or a mixture starts from their
         means (:func:`~imgclust.cluster.select_k.density_k`); with fewer than two groups it
@@ -62,12 +63,15 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     selection : KSelection
     estimator : fitted estimator
     """
+    # imported here: the CLI imports the criteria (this package) without loading scikit-learn
+    from imgclust.cluster.select_k import density_k, sweep_eps, sweep_k
+
     registry.load_builtins()
     name, _ = parse_spec(method)
     ent = registry.entry(name)
     n = X.shape[0]
     k_param = ent.meta.get("k_param")
-    criteria = ent.meta.get("criteria", ())
+    criteria = criteria_.for_method(ent.meta)
     if k != "auto" and not isinstance(k, (int, np.integer)):
         raise ConfigError(f"k={k!r} must be 'auto' or a positive integer")
     distinct = n_distinct(X, max(k_range[1], k if k != "auto" else 0) + 1)
@@ -108,14 +112,15 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     crit = criterion or criteria[0]
     if crit not in criteria:
         raise ConfigError(f"criterion={crit!r} does not apply to {name!r}; valid: {', '.join(criteria)}")
-    if crit in ("graph", "modularity", "eigengap"):  # knn-spectral chooses k on its own graph
+    kind = criteria_.get(crit).kind if criteria_.get(crit) else "sweep"
+    if kind == "graph":  # knn-spectral chooses k on its own graph
         lo, hi = _k_bounds(k_range, n)
         est = make_estimator(method, random_state, **{k_param: "auto"}, k_rule=crit,
                              min_clusters=lo, max_clusters=hi)
         labels = np.asarray(est.fit_predict(X))
         return labels, KSelection(crit, int(est.n_clusters_), _noted(est.k_table_, cap_note)), est
     density_row = None
-    if crit == "density":
+    if kind == "density":
         found, means, density_row = density_k(X)
         if 2 <= found < n:
             density_row["chosen"] = True
@@ -127,7 +132,7 @@ def fit_clusters(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
                 est.set_params(means_init=means)
             return np.asarray(est.fit_predict(X)), KSelection("density", found, [density_row]), est
         density_row["chosen"] = False
-        crit = next(c for c in criteria if c != "density")
+        crit = next(c for c in criteria if criteria_.get(c) and criteria_.get(c).kind == "sweep")
     lo, hi = _k_bounds(k_range, n)
     chosen, table, est, labels = sweep_k(
         X, lambda kk: make_estimator(method, random_state, **{k_param: kk}), range(lo, hi + 1),

@@ -1,6 +1,7 @@
-"""Choosing the number of clusters: sweeps scored by silhouette, elbow (inertia knee), BIC/AIC,
-DBSCAN's eps sweep, and the density criterion (the number of groups HDBSCAN finds). Every score
-of every candidate is kept for the summary and the report.
+"""Choosing the number of clusters: the k sweep (each fit scored by every sweep criterion of
+:mod:`imgclust.cluster.criteria`, one of which chooses), DBSCAN's eps sweep, and the density
+criterion (the number of groups HDBSCAN finds). Every score of every candidate is kept for the
+summary and the report.
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from sklearn.cluster import HDBSCAN
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
+from imgclust.cluster import criteria
 from imgclust.errors import ConfigError
 
-#: silhouettes closer than this are a tie, which the smaller k wins
-TIE = 1e-12
 #: silhouette is O(n^2); above this many points it is computed on a fixed random sample
 SILHOUETTE_SAMPLE = 4000
 
@@ -67,18 +67,24 @@ def sweep_k(X: np.ndarray, make: Callable[[int], Any], k_values: Sequence[int], 
     make : callable
         ``make(k)`` returns an unfitted estimator with k clusters.
     k_values : sequence of int
-    criterion : {"silhouette", "elbow", "bic", "aic"}
+    criterion : str
+        A criterion of kind ``sweep`` (:mod:`imgclust.cluster.criteria`): silhouette, elbow,
+        bic, aic, …
     progress : callable, optional
         Wraps the iterable of k values (a progress bar).
 
     Returns
     -------
     chosen_k, table, fitted estimator for chosen_k, its labels
-        Ties go to the smaller k. When silhouette is undefined for every k (each fit found
-        one cluster, or one per image), the answer is one cluster (``make(1)``), with a note.
+        Each row holds every sweep criterion's scores (a mixture's BIC and AIC only for
+        mixtures). Ties go to the smaller k. When the criterion can pick no k (silhouette is
+        undefined for every k: each fit found one cluster, or one per image), the answer is
+        one cluster (``make(1)``), with a note.
     """
-    if criterion not in ("silhouette", "elbow", "bic", "aic"):
-        raise ConfigError(f"criterion={criterion!r}; valid: silhouette, elbow, bic, aic")
+    sweeps = criteria.names("sweep")
+    crit = criteria.get(criterion)
+    if crit is None or crit.kind != "sweep":
+        raise ConfigError(f"criterion={criterion!r}; valid: {', '.join(sweeps)}")
     table: list[dict[str, Any]] = []
     fits: dict[int, tuple[Any, np.ndarray]] = {}
     it = progress(k_values) if progress else k_values
@@ -86,34 +92,22 @@ def sweep_k(X: np.ndarray, make: Callable[[int], Any], k_values: Sequence[int], 
         est = make(int(k))
         labels = np.asarray(est.fit_predict(X))
         row: dict[str, Any] = {"k": int(k), "clusters_found": int(len(set(labels.tolist()) - {-1}))}
-        row["inertia"] = float(getattr(est, "inertia_", within_ss(X, labels)))
-        row["silhouette"] = safe_silhouette(X, labels, random_state)
-        if hasattr(est, "bic") and hasattr(est, "means_"):
-            row["bic"] = float(est.bic(X))
-            row["aic"] = float(est.aic(X))
-        elif criterion in ("bic", "aic"):
-            raise ConfigError(f"criterion={criterion!r} needs a mixture model (gmm)")
+        crit.check(est)
+        for name in sweeps:
+            row.update(criteria.get(name).columns(X, labels, est, random_state))
         table.append(row)
         # keep only what a criterion may pick, to bound memory: all labels are small
         fits[int(k)] = (est, labels)
-    ks = [r["k"] for r in table]
-    if criterion == "silhouette":
-        scored = [(r["silhouette"], r["k"]) for r in table if r["silhouette"] is not None]
-        if not scored:  # every fit put all images in one cluster, or each in its own
-            est = make(1)
-            labels = np.asarray(est.fit_predict(X))
-            table.append({"k": 1, "chosen": True, "note": (
-                "silhouette is undefined for every k tried (each fit found one cluster, or one "
-                "per image): one cluster")})
-            for r in table[:-1]:
-                r["chosen"] = False
-            return 1, table, est, labels
-        best = max(sc for sc, _ in scored)
-        chosen = min(kk for sc, kk in scored if sc >= best - TIE)  # a tie: the fewest clusters
-    elif criterion == "elbow":
-        chosen = ks[knee(ks, [r["inertia"] for r in table])]
-    else:
-        chosen = min(table, key=lambda r: r[criterion])["k"]
+    chosen = crit.pick(table)
+    if chosen is None:  # e.g. every fit put all images in one cluster, or each in its own
+        est = make(1)
+        labels = np.asarray(est.fit_predict(X))
+        for r in table:
+            r["chosen"] = False
+        table.append({"k": 1, "chosen": True, "note": (
+            f"{criterion} is undefined for every k tried (each fit found one cluster, or one "
+            "per image): one cluster")})
+        return 1, table, est, labels
     for r in table:
         r["chosen"] = r["k"] == chosen
     est, labels = fits[chosen]

@@ -216,57 +216,10 @@ def _k_story(summary: dict[str, Any], run_dir: Path | None = None) -> str:
 
 
 def _k_sentence(summary: dict[str, Any]) -> str:
-    """One sentence on how the number of clusters was reached."""
-    k = summary["k"]
-    crit, chosen, n = k.get("criterion"), k.get("selected_value"), summary.get("n_clusters")
-    sweep = k.get("sweep") or []
-    name = summary["method"]["name"]
-    row = next((r for r in sweep if r.get("chosen")), {})  # the chosen candidate's scores
-    ks = [r["k"] for r in sweep if "k" in r] or [chosen]
-    if crit == "given":
-        return f"k = {n}, as given."
-    if crit == "distinct":  # fewer distinct images than the k asked for (cluster/__init__.py)
-        return str(row.get("note") or f"{n} clusters: the images have only {n} distinct values.")
-    if crit == "eps":
-        return (f"DBSCAN's eps was swept over {len(sweep)} values; eps = {_num(chosen)} was kept "
-                f"(best silhouette with at most half the images as noise): {n} clusters, "
-                f"{_num(row.get('noise_share'))} noise share.")
-    if crit == "none":
-        return f"{name} finds the number of clusters itself: {n}."
-    if crit == "density":
-        return (f"HDBSCAN found {n} dense groups (smallest allowed: {row.get('min_cluster_size')} "
-                f"images; {100 * row.get('noise_share', 0.0):.1f} % of the images were noise and "
-                f"joined their nearest group); {name} ran at that k, started from the groups' means.")
-    if crit == "eigengap":
-        return (f"k = {chosen}: after the {chosen} smallest eigenvalues of the nearest-neighbour "
-                f"graph's normalised Laplacian comes the largest gap among k = {min(ks)}…{max(ks)} "
-                f"({_num(row.get('eigenvalue'))} to "
-                f"{_num((row.get('eigenvalue') or 0) + (row.get('gap') or 0))}); "
-                f"{name} split the graph's spectral embedding into that many clusters.")
-    if crit == "graph":
-        kg, km, by = row.get("k_eigengap"), row.get("k_modularity"), row.get("decided_by")
-        if by == "both":
-            return (f"k = {chosen}: the largest gap in the nearest-neighbour graph's Laplacian "
-                    f"eigenvalues comes after the {chosen} smallest, and the spectral clustering with "
-                    f"{chosen} clusters has the highest modularity on the graph: both rules agree.")
-        return (f"k = {chosen}: the largest gap in the nearest-neighbour graph's Laplacian "
-                f"eigenvalues comes after the {kg} smallest, the highest modularity is at k = {km}; "
-                f"the smaller is kept ({by}), since either rule, when wrong, finds too many "
-                "clusters.")
-    if crit == "modularity":
-        return (f"k = {chosen}: of the spectral clusterings with k = {min(ks)}…{max(ks)}, the one "
-                f"whose clusters keep the most nearest-neighbour links inside them beyond chance "
-                f"(highest modularity, {_num(row.get('modularity'))}).")
-    if crit == "upper-bound":
-        return f"{name} was allowed at most {chosen} components and kept {n}."
-    if sweep:
-        rule = {"silhouette": "the highest silhouette", "elbow": "the elbow of the inertia curve",
-                "bic": "the lowest BIC", "aic": "the lowest AIC"}.get(crit, crit)
-        val = row.get(crit if crit in ("silhouette", "bic", "aic") else "inertia")
-        return (f"k = {chosen} was chosen among k = {min(ks)}…{max(ks)} by {rule}"
-                + (f" ({crit if crit != 'elbow' else 'inertia'} {_num(val)})" if val is not None
-                   else "") + ".")
-    return f"{n} clusters ({crit})."
+    """One sentence on how the number of clusters was reached (the criterion's own)."""
+    from imgclust.cluster import criteria
+
+    return criteria.sentence(summary)
 
 
 def _truth(src: Any | None, ids: list[str]) -> list[str | None] | None:
@@ -312,11 +265,9 @@ def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> d
     density_rows = [r for r in sweep if "min_cluster_size" in r]  # HDBSCAN's count (density)
     k_rows = [r for r in sweep if "k" in r and r not in density_rows]
     if k_rows:
-        from imgclust.cluster.select_k import knee
+        from imgclust.cluster import criteria
 
-        ks = [r["k"] for r in k_rows]
-        inert = [r.get("inertia") for r in k_rows]
-        elbow = ks[knee(ks, inert)] if None not in inert and len(ks) >= 3 else None
+        elbow = criteria.get("elbow").pick(k_rows) if len(k_rows) >= 3 else None
         k_figs = figures.sweep_k(k_rows, s["k"]["criterion"], elbow)
     if eps_rows:
         k_figs.append(("eps", figures.sweep_eps(eps_rows)))

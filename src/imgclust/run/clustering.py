@@ -78,30 +78,10 @@ def score(X: np.ndarray, labels: np.ndarray, ids: tuple[str, ...],
 
 
 def k_disagreement(selection: KSelection) -> dict[str, Any] | None:
-    """Where the k criteria of a sweep disagree, each one's k (silhouette, elbow, BIC; the
-    eigengap and modularity of knn-spectral), so that the user can try the other with
-    ``imgclust recluster DIR -k K``; ``None`` when they agree or there was no sweep."""
-    from imgclust.cluster.select_k import knee
+    """Where the compared k criteria of a sweep disagree (silhouette, elbow, BIC; the eigengap
+    and modularity of knn-spectral), each one's k, so that the user can try the other with
+    ``imgclust recluster DIR -k K``; ``None`` when they agree or there was no sweep
+    (:func:`imgclust.cluster.criteria.disagreement`)."""
+    from imgclust.cluster import criteria
 
-    table = [r for r in selection.table if "k" in r and r.get("criterion") != "density"]
-    if len(table) < 3:
-        return None
-    ks = [int(r["k"]) for r in table]
-    picks: dict[str, int] = {}
-    sil = [(r["silhouette"], r["k"]) for r in table if r.get("silhouette") is not None]
-    if sil:
-        picks["silhouette"] = int(max(sil)[1])
-    if all(r.get("inertia") is not None for r in table):
-        picks["elbow"] = ks[knee(ks, [r["inertia"] for r in table])]
-    if all(r.get("bic") is not None for r in table):
-        picks["bic"] = int(min(table, key=lambda r: r["bic"])["k"])
-    if all("gap" in r and "modularity" in r for r in table):  # knn-spectral's graph rules
-        from imgclust.cluster.spectral import rule_ks
-
-        picks["eigengap"], picks["modularity"] = (int(v) for v in rule_ks(table))
-    if len(set(picks.values())) < 2:
-        return None
-    chosen = selection.chosen
-    others = sorted({k for k in picks.values() if k != chosen})
-    return {"chosen": chosen, "criterion": selection.criterion, "picks": picks,
-            "others": others}
+    return criteria.disagreement(selection.chosen, selection.criterion, selection.table)
