@@ -176,6 +176,31 @@ def test_compare_report(tmp_path, tiny_run):
     parse_strict(html)
 
 
+def test_compare_report_shows_what_each_method_found(tmp_path, photo_run):
+    """Each method's clusters with the images nearest their centres, thumbnails made only for
+    the images shown."""
+    src_dir = photo_run[0].parent / "photos"  # the fixture's folder (report_fixtures.photo_run)
+    out = tmp_path / "cmp"
+    res = imgclust.compare(src_dir, out, methods=["kmeans", "agglomerative"], features="pixels:8",
+                           k=3)
+    html = build_report(out).read_text(encoding="utf-8")
+    tree = parse_strict(html)
+    galleries = tree.findall(".//details[@class='method-gallery']")
+    assert [g.find("summary").text.split(":")[0] for g in galleries] == ["kmeans", "agglomerative"]
+    for g, m in zip(galleries, ["kmeans", "agglomerative"]):
+        labels = res.results[m][0].labels
+        strips = g.findall(".//div[@class='strip']")
+        sizes = sorted((int((labels == c).sum()) for c in np.unique(labels)), reverse=True)
+        assert [int(s.find("h4/span").text.strip("( images)")) for s in strips] == sizes
+        imgs = g.findall(".//img[@class='thumb']")
+        assert len(imgs) == sum(min(6, n) for n in sizes)
+        for im in imgs:  # every thumbnail shown exists
+            assert (out / im.get("src")).is_file()
+    made = json.loads((out / "thumbs" / "manifest.json").read_text())
+    shown = {im.get("src") for im in tree.findall(".//img[@class='thumb']")}
+    assert made["rows"] == len(shown) < len(res.features_.ids)  # only the images shown
+
+
 def test_not_a_run_dir_is_refused(tmp_path):
     with pytest.raises(RunDirError, match="no such run directory"):
         build_report(tmp_path / "nope")

@@ -6,6 +6,7 @@ compare.csv) and the source it names, reopened for thumbnails. Writes ``report.h
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -20,7 +21,8 @@ import numpy as np
 from imgclust.errors import ConfigError, ImgclustError
 from imgclust.io import atomic_write_text
 from imgclust.report import embed, figures
-from imgclust.report.rundir import CompareData, RunData, kind_of, load_compare, load_run
+from imgclust.report.rundir import (FEATURES, CompareData, RunData, kind_of, load_compare,
+                                    load_run)
 from imgclust.report.thumbs import (SHARD, SHEET_COLS, ThumbSet, cache_key, load_cached,
                                     make_thumbnails, sheet_cell, sheet_name, thumb_name)
 
@@ -78,7 +80,7 @@ def build_report(run_dir: str | Path, *, progress: bool = False, map_method: str
         for name in (REPORT, PLOTLY_JS, "thumbs"):
             rd.own(name)
     if kind_of(run_dir) == "compare":
-        ctx = _compare_context(load_compare(run_dir))
+        ctx = _compare_context(load_compare(run_dir), progress)
         template = "compare.html.j2"
     else:
         ctx = _run_context(load_run(run_dir), progress, map_method, seed)
@@ -181,17 +183,21 @@ def _order_by_distance(rows: np.ndarray, distance: np.ndarray) -> np.ndarray:
     return rows[np.lexsort((rows, np.where(np.isnan(d), np.inf, d)))]
 
 
+def _thumb_ref(r: int, ts: ThumbSet) -> tuple[str | None, str | None]:
+    """Where thumbnail row ``r`` is: its file, or the CSS that crops it from a sheet."""
+    if ts.mode == "sheet":  # a cell of a PNG sheet, cropped and scaled by CSS (64 px tiles)
+        col, line = sheet_cell(r)
+        return None, (f"background-image:url({sheet_name(r)});"
+                      f"background-size:{SHEET_COLS * 64}px auto;"
+                      f"background-position:-{col * 64}px -{line * 64}px")
+    return thumb_name(r), None
+
+
 def _tile(data: RunData, r: int, ts: ThumbSet, truth: list[str | None] | None) -> dict[str, Any]:
     i = data.ids[r]
     d = data.distance[r]
     r = int(r)
-    if ts.mode == "sheet":  # a cell of a PNG sheet, cropped and scaled by CSS (64 px tiles)
-        col, line = sheet_cell(r)
-        src, style = None, (f"background-image:url({sheet_name(r)});"
-                            f"background-size:{SHEET_COLS * 64}px auto;"
-                            f"background-position:-{col * 64}px -{line * 64}px")
-    else:
-        src, style = thumb_name(r), None
+    src, style = _thumb_ref(r, ts)
     return {"row": r, "id": i, "name": _short(i), "src": src, "style": style,
             "missing": ts.missing.get(r), "cluster": int(data.labels[r]),
             "distance": None if np.isnan(d) else float(d),
@@ -343,7 +349,68 @@ def _reason_kind(reason: str) -> str:
 
 # --- a comparison -----------------------------------------------------------------------------
 
-def _compare_context(data: CompareData) -> dict[str, Any]:
+#: clusters shown per method in the comparison, and images per cluster
+COMPARE_CLUSTERS = 20
+COMPARE_TILES = 6
+
+
+def _compare_galleries(data: CompareData, progress: bool) -> tuple[list[dict[str, Any]], str | None]:
+    """For each method, its clusters (largest first) with the images nearest each centre, so that
+    a reader sees what each method did; thumbnails only for the images shown."""
+    from imgclust.cluster import describe
+
+    fpath = data.run_dir / FEATURES
+    if not fpath.exists():
+        return [], "The images cannot be shown: features.npy is missing."
+    try:
+        X = np.load(fpath, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return [], f"The images cannot be shown: {fpath} cannot be read ({exc})."
+    if X.ndim != 2 or X.shape[0] != len(data.ids):
+        return [], f"The images cannot be shown: {fpath} does not match compare.csv."
+    X = np.asarray(X, dtype=np.float64)
+    shown: dict[str, list[tuple[int, int, list[int]]]] = {}
+    for m, labels in data.labels.items():
+        _, distance, _ = describe(X, labels)
+        cs = sorted((int(c) for c in np.unique(labels)), key=lambda c: (c < 0, -(labels == c).sum()))
+        rows = []
+        for c in cs[:COMPARE_CLUSTERS]:
+            members = np.flatnonzero(labels == c)
+            near = _order_by_distance(members, distance)[:COMPARE_TILES]
+            rows.append((c, len(members), [int(r) for r in near]))
+        shown[m] = rows
+    picked = sorted({r for rows in shown.values() for _, _, near in rows for r in near})
+    src, note = _open_source({"source": data.info.get("source", "")})
+    if src is None:
+        return [], note
+    sub = [data.ids[r] for r in picked]
+    key = hashlib.sha256(("compare:" + str(data.info.get("source")) + "\0" + "\0".join(sub))
+                         .encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    ts = load_cached(data.run_dir, key)
+    if ts is None:  # one row per image shown (the thumbnail's row is its place in ``picked``)
+        ts = make_thumbnails(src, sub, np.full(len(sub), -1), data.run_dir, key, progress=progress)
+    at = {r: j for j, r in enumerate(picked)}
+    galleries = []
+    for m, rows in shown.items():
+        clusters = []
+        for c, size, near in rows:
+            tiles = []
+            for r in near:
+                ref, style = _thumb_ref(at[r], ts)
+                tiles.append({"row": r, "id": data.ids[r], "name": _short(data.ids[r]),
+                              "src": ref, "style": style, "missing": ts.missing.get(at[r]),
+                              "cluster": c, "distance": None, "truth": None})
+            clusters.append({"id": c, "size": size, "tiles": tiles})
+        n_clusters = len({int(c) for c in np.unique(data.labels[m]) if c >= 0})
+        galleries.append({"method": m, "clusters": clusters, "n_clusters": n_clusters,
+                          "more": max(0, len(np.unique(data.labels[m])) - len(rows))})
+    if ts.missing:
+        extra = f"{len(ts.missing)} image(s) could not be read again for thumbnails."
+        note = f"{note} {extra}" if note else extra
+    return galleries, note
+
+
+def _compare_context(data: CompareData, progress: bool = False) -> dict[str, Any]:
     info = data.info
     agree = info.get("agreement", {})
     figs = {"agreement": figures.agreement(agree.get("methods", []), agree.get("ari", [])),
@@ -353,6 +420,8 @@ def _compare_context(data: CompareData) -> dict[str, Any]:
                         "noise_share", "acc", "nmi", "ari", "purity", "seconds")
             if any(k in r for r in table)]
     skipped = info.get("skipped", [])
+    galleries, gallery_note = _compare_galleries(data, progress)
     return {"kind": "compare", "info": info, "table": table, "keys": keys,
+            "galleries": galleries, "gallery_note": gallery_note, "tiles_per": COMPARE_TILES,
             "skipped": skipped[:MAX_SKIPPED_SHOWN], "n_skipped": info.get("n_skipped", len(skipped)),
             "page": {"figs": figs}, "title": f"imgclust compare: {info.get('source')}"}
