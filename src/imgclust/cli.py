@@ -181,6 +181,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report.html."),
     map_method: str = typer.Option("auto", "--map", metavar="NAME", help="The report's 2-D map: auto (t-SNE; PCA under 30 images), tsne, umap or pca."),
+    workers: Optional[int] = typer.Option(None, min=1, metavar="N", help="Decode + features of a folder on a local Dask cluster of N worker processes (imgclust[distributed])."),
+    scheduler: Optional[str] = typer.Option(None, metavar="ADDRESS", help="The same on a running Dask cluster, e.g. tcp://HOST:8786 (workers: same install, folder at the same path)."),
 ) -> None:
     """Cluster images and write clusters.csv, summary.json, report.html (and folders with --export)."""
     from imgclust.pipeline import run as run_api
@@ -189,7 +191,8 @@ def run(
     with _marks_interrupted(out):
         res = run_api(source, out, features=features, method=method, k=k, criterion=criterion,
                       k_range=_k_range(k_range), labels=labels, seed=seed, export=export,
-                      overwrite=overwrite, batch_size=batch_size, progress=not quiet)
+                      overwrite=overwrite, batch_size=batch_size, progress=not quiet,
+                      workers=workers, scheduler=scheduler)
     _print_run(res)
     _print_k_hint(res.summary, out)
     if report:
