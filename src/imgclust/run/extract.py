@@ -51,14 +51,15 @@ def _load_chunk(path: Path, n_rows: int) -> np.ndarray | None:
     return a if a.ndim == 2 and a.shape[0] == n_rows else None
 
 
-def store_key(step_spec: str, extractor: Any, seed: int) -> str:
+def store_key(step_spec: str, extractor: Any, seed: int, decode: Any = None) -> str:
     """Key of a folder's feature store and catalogue: the images step, the extractor's own
-    cache key (parameters and model version), seed and imgclust version. Not the inputs: rows
-    are keyed by each file's content hash, so one store serves every state of the folder."""
+    cache key (parameters and model version), seed, how the source decodes (``decode``: its
+    size limits) and imgclust version. Not the inputs: rows are keyed by each file's content
+    hash, so one store serves every state of the folder."""
     ext_key = extractor.cache_key() if hasattr(extractor, "cache_key") else repr(
         sorted(extractor.get_params().items()))
     payload = json.dumps(["store", step_spec, type(extractor).__name__, ext_key, seed,
-                          __version__])
+                          repr(decode), __version__])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -290,7 +291,8 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
     steps, spec, reason = _first_steps(spec, seed, probe)
     del probe
     name0, ext = steps[0]
-    key = store_key(name0, ext, seed)
+    key = store_key(name0, ext, seed, sorted(
+        (k, v) for k, v in vars(source).items() if k.startswith("max_") or "decode" in k))
     bdir = cache_dir / f"features-{key}"
     bdir.mkdir(parents=True, exist_ok=True)
     cat = Catalog(bdir / CATALOG_FILE)

@@ -1,0 +1,203 @@
+"""Scale benchmarks of issue 15: whole-process peak RSS and wall time (``/usr/bin/time -v``).
+
+    python bench/scale.py ingest --sizes 10000,30000,100000 --work /tmp/scale
+        For each size: a folder of generated 640x480 JPEGs, then ``imgclust run`` on it
+        (pixels:8, minibatch-kmeans, k=10, no report) twice: the first run (ingest rate from
+        summary.json's features timing, peak RSS, wall) and a rerun on the unchanged folder.
+    python bench/scale.py kmeans --n 1000000 --dim 128 --k 1000
+        n x dim float32 features drawn around k centres; scikit-learn's MiniBatchKMeans and
+        faiss k-means (imgclust's minibatch-kmeans and faiss-kmeans entries, their defaults),
+        each in its own process: time, peak RSS, inertia (both measured the same way: squared
+        distance of every row to its nearest final centre, by faiss).
+
+Every timing is printed with the load average (the box is shared). Results are appended to
+``bench/results/scale.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "scale.jsonl"
+#: distinct pictures drawn; every other file is one of them with a few random bytes after the
+#: JPEG's end marker (decoders ignore them): a distinct content hash, the same decoding work
+N_BASE = 1000
+
+
+def loadavg() -> str:
+    return open("/proc/loadavg").read().split(" ", 3)[:3].__str__()
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time -v``: wall seconds, peak RSS (MB), return code."""
+    la0 = open("/proc/loadavg").read().split()[:3]
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", p.stderr)
+    parts = [float(x) for x in wall.group(1).split(":")] if wall else [float("nan")]
+    secs = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)",
+                                            p.stderr))
+    out = {"rc": p.returncode, "wall_s": round(secs, 2), "cpu_s": round(cpu, 2),
+           "peak_rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None,
+           "loadavg_before": la0, "loadavg_after": open("/proc/loadavg").read().split()[:3]}
+    if p.returncode != 0:
+        out["stderr"] = p.stderr[-1500:]
+    out["stdout"] = p.stdout[-3000:]
+    return out
+
+
+def generate(folder: Path, n: int, seed: int = 0) -> None:
+    """``n`` 640x480 JPEGs in 10 colour groups (subfolders of 1,000 files)."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sum(1 for _ in folder.rglob("*.jpg"))
+    if have >= n:
+        return
+    rng = np.random.default_rng(seed)
+    base = []
+    yy, xx = np.mgrid[0:480, 0:640]
+    for i in range(N_BASE):
+        g = i % 10
+        hue = np.array([(g * 97) % 256, (g * 53 + 80) % 256, (g * 31 + 160) % 256], float)
+        grad = (xx / 640.0)[..., None] * rng.uniform(-60, 60, 3) + (yy / 480.0)[..., None] * \
+            rng.uniform(-60, 60, 3)
+        a = np.clip(hue + grad + rng.normal(0, 6, (480, 640, 3)), 0, 255).astype(np.uint8)
+        img = Image.fromarray(a)
+        d = ImageDraw.Draw(img)
+        for _ in range(3):
+            x, y = rng.integers(0, 560), rng.integers(0, 400)
+            d.ellipse([x, y, x + rng.integers(20, 80), y + rng.integers(20, 80)],
+                      fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        base.append(buf.getvalue())
+    for j in range(n):
+        sub = folder / f"part{j // 1000:04d}"
+        if j % 1000 == 0:
+            sub.mkdir(exist_ok=True)
+        p = sub / f"img{j:07d}.jpg"
+        if not p.exists():
+            p.write_bytes(base[j % N_BASE] + rng.bytes(8))
+
+
+def ingest(args: argparse.Namespace) -> list[dict]:
+    work = Path(args.work)
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        folder = work / f"jpegs-{n}"
+        t = time.perf_counter()
+        generate(folder, n)
+        gen_s = time.perf_counter() - t
+        out = work / f"run-{n}"
+        cmd = [sys.executable, "-m", "imgclust.cli", "run", str(folder), "-o", str(out),
+               "-f", args.features, "-m", args.method, "-k", "10", "-q", "--no-report",
+               "--overwrite"]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
+        first = timed(cmd)
+        summ = json.loads((out / "summary.json").read_text()) if first["rc"] == 0 else {}
+        feat_s = summ.get("timings_s", {}).get(f"features:{args.features.split(',')[0]}")
+        again = timed(cmd)
+        row = {"bench": "ingest", "n": n, "features": args.features, "method": args.method,
+               "workers": args.workers, "cores": os.cpu_count(), "generate_s": round(gen_s, 1),
+               "first": {k: v for k, v in first.items() if k != "stdout"},
+               "features_s": feat_s,
+               "images_per_s": round(n / feat_s, 1) if feat_s else None,
+               "timings_s": summ.get("timings_s"),
+               "rerun": {k: v for k, v in again.items() if k != "stdout"},
+               "rerun_ratio": round(again["wall_s"] / first["wall_s"], 3)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _kmeans_child(args: argparse.Namespace) -> None:
+    """In its own process: draw the data, fit one method, print time and inertia."""
+    import faiss
+
+    from imgclust.cluster import make_estimator
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (args.k, args.dim)).astype(np.float32)
+    X = np.empty((args.n, args.dim), dtype=np.float32)
+    for s in range(0, args.n, 100_000):  # drawn a block at a time: no float64 copy of X
+        m = min(100_000, args.n - s)
+        X[s:s + m] = centres[rng.integers(0, args.k, m)] + rng.normal(
+            0, 0.35, (m, args.dim)).astype(np.float32)
+    est = make_estimator(f"{args.method}:{args.k}", random_state=0)
+    t = time.perf_counter()
+    est.fit(X)
+    fit_s = time.perf_counter() - t
+    C = np.ascontiguousarray(est.cluster_centers_, dtype=np.float32)
+    index = faiss.IndexFlatL2(args.dim)
+    index.add(C)
+    inertia = 0.0
+    for s in range(0, args.n, 65536):
+        D, _ = index.search(X[s:s + 65536], 1)
+        inertia += float(D.sum(dtype=np.float64))
+    print(json.dumps({"fit_s": round(fit_s, 1), "inertia": inertia,
+                      "params": {k: v for k, v in est.get_params().items()
+                                 if isinstance(v, (int, float, str, type(None)))}}))
+
+
+def kmeans(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for method in args.methods.split(","):
+        res = timed([sys.executable, __file__, "_kmeans_child", "--n", str(args.n), "--dim",
+                     str(args.dim), "--k", str(args.k), "--method", method])
+        child = json.loads(res["stdout"].strip().splitlines()[-1]) if res["rc"] == 0 else {}
+        row = {"bench": "kmeans", "n": args.n, "dim": args.dim, "k": args.k, "method": method,
+               "cores": os.cpu_count(), **child,
+               **{k: v for k, v in res.items() if k != "stdout"}}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("ingest")
+    a.add_argument("--sizes", default="10000,30000,100000")
+    a.add_argument("--work", default="/tmp/imgclust-scale")
+    a.add_argument("--features", default="pixels:8")
+    a.add_argument("--method", default="minibatch-kmeans")
+    a.add_argument("--workers", type=int, default=None)
+    for name in ("kmeans", "_kmeans_child"):
+        b = sub.add_parser(name)
+        b.add_argument("--n", type=int, default=1_000_000)
+        b.add_argument("--dim", type=int, default=128)
+        b.add_argument("--k", type=int, default=1000)
+        b.add_argument("--methods", default="minibatch-kmeans,faiss-kmeans")
+        b.add_argument("--method", default="faiss-kmeans")
+    g = sub.add_parser("gen")
+    g.add_argument("folder")
+    g.add_argument("n", type=int)
+    args = ap.parse_args()
+    if args.cmd == "gen":
+        generate(Path(args.folder), args.n)
+        return
+    if args.cmd == "_kmeans_child":
+        _kmeans_child(args)
+        return
+    rows = ingest(args) if args.cmd == "ingest" else kmeans(args)
+    RESULTS.parent.mkdir(exist_ok=True)
+    with open(RESULTS, "a") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
