@@ -11,17 +11,7 @@ from imgclust.errors import ConfigError, ImgclustError
 from imgclust.evaluate import external_scores, internal_scores
 from imgclust.model import Clustering, Features, KSelection
 from imgclust.progress import progress_bar, progress_status
-
-
-def _parse_k(k: int | str) -> int | str:
-    if isinstance(k, str):
-        if k == "auto":
-            return k
-        try:
-            return int(k)
-        except ValueError:
-            raise ConfigError(f"k={k!r} must be 'auto' or a positive integer") from None
-    return int(k)
+from imgclust.run.config import parse_k
 
 
 def cluster_features(feats: Features, method: str, k: int | str, criterion: str | None,
@@ -32,7 +22,7 @@ def cluster_features(feats: Features, method: str, k: int | str, criterion: str 
     if n < 2:
         raise ConfigError(f"only {n} image read; clustering needs at least 2")
     bar = progress_bar(progress)
-    k = _parse_k(k)
+    k = parse_k(k)
     # a k sweep has its own bar; a single fit gets a spinner
     try:
         with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):

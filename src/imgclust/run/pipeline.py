@@ -22,8 +22,9 @@ from imgclust.evaluate import agreement_matrix
 from imgclust.features.auto import choose_method
 from imgclust.io import kill_point, to_json
 from imgclust.model import Clustering, Features, KSelection
-from imgclust.run.clustering import _parse_k, cluster_features, k_disagreement, score
-from imgclust.run.extract import extract_features, validate
+from imgclust.run.clustering import cluster_features, k_disagreement, score
+from imgclust.run.config import RunConfig
+from imgclust.run.extract import extract_features
 from imgclust.run.model import model_bytes, versions
 from imgclust.run.result import IMAGES_HEADER, Result, records_rows
 from imgclust.run.rundir import (ASSIGN_FEATURES, CACHE, CLUSTERS, COMPARE_CSV, COMPARE_JSON,
@@ -93,18 +94,18 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     """
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    validate(features, method, export, criterion)
-    _parse_k(k)  # a bad k fails before the run folder is touched
-    if int(batch_size) < 1:
-        raise ConfigError(f"batch_size={batch_size} must be at least 1")
+    # every option checked once, before the run folder is touched or an image read
+    cfg = RunConfig.parse(features=features, method=method, k=k, criterion=criterion,
+                          k_range=k_range, labels=labels, seed=seed, export=export,
+                          batch_size=batch_size)
+    features, method, k, criterion = cfg.features, cfg.method, cfg.k, cfg.criterion
+    k_range, seed, batch_size = cfg.k_range, cfg.seed, cfg.batch_size
     rd = RunDir(out) if out is not None else None
     if rd is not None:
         rd.check_no_pending_move()
     src = source if isinstance(source, Source) else open_source(source, labels=labels)
     if rd is not None:
-        config = {"features": features, "method": method, "k": str(k), "criterion": criterion,
-                  "k_range": list(k_range), "labels": labels, "seed": seed, "export": export}
-        rd.prepare(run_manifest("run", src, config), overwrite)
+        rd.prepare(run_manifest("run", src, cfg.manifest()), overwrite)
     t = time.perf_counter()
     truth = src.labels()
     timings["scan"] = time.perf_counter() - t
@@ -225,11 +226,12 @@ def compare(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None
     """
     if not methods:
         raise ConfigError("compare needs at least one method")
-    dup = sorted({m for m in methods if list(methods).count(m) > 1})
-    if dup:
-        raise ConfigError(f"compare: method {dup[0]!r} given more than once")
-    validate(features, methods)
-    _parse_k(k)
+    try:
+        cfg = RunConfig.parse(features=features, method=list(methods), k=k, k_range=k_range,
+                              labels=labels, seed=seed)
+    except ConfigError as exc:
+        raise ConfigError(f"compare: {exc}") from None
+    k, k_range, seed = cfg.k, cfg.k_range, cfg.seed
     rd = RunDir(out) if out is not None else None
     if rd is not None:
         rd.check_no_pending_move()

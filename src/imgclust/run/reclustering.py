@@ -8,8 +8,9 @@ from typing import Any
 from imgclust.cluster import DEFAULT_K_RANGE
 from imgclust.errors import ImgclustError, RunDirError
 from imgclust.features.auto import choose_method
-from imgclust.run.clustering import _parse_k, cluster_features, score
-from imgclust.run.extract import validate
+from imgclust.cluster import criteria
+from imgclust.run.clustering import cluster_features, score
+from imgclust.run.config import RunConfig
 from imgclust.run.model import model_bytes
 from imgclust.run.pipeline import clustering_summary, write_clusters
 from imgclust.run.result import Result, load
@@ -65,8 +66,8 @@ def recluster(run_dir: str | Path, k: int | str = "auto", method: str | None = N
     rd = RunDir(run_dir)
     m = rd.check_format()
     rd.check_no_pending_move()
-    validate("auto", method or "auto", None, criterion)
-    _parse_k(k)
+    cfg = RunConfig.parse(method=method or "auto", k=k, criterion=criterion, k_range=k_range)
+    k, k_range = cfg.k, cfg.k_range
     res = load(rd.path)
     s = dict(res.summary)
     seed = int(s.get("seed", 0) if seed is None else seed)
@@ -80,7 +81,9 @@ def recluster(run_dir: str | Path, k: int | str = "auto", method: str | None = N
             method, why = prev.get("name"), prev.get("why")
             if criterion is None and k == "auto" and prev.get("name") == method:
                 crit = s.get("k", {}).get("criterion")
-                criterion = crit if crit not in ("given", "none", "upper-bound", "eps") else None
+                # a record of how k came about (given, eps…) is not a criterion to choose by
+                c = criteria.get(crit) if crit else None
+                criterion = crit if c is not None and c.kind != "record" else None
     if method is None:
         raise RunDirError(f"{rd.path}: summary.json names no method; pass -m")
     t = time.perf_counter()
