@@ -4,6 +4,9 @@
         For each size: a folder of generated 640x480 JPEGs, then ``imgclust run`` on it
         (pixels:8, minibatch-kmeans, k=10, no report) twice: the first run (ingest rate from
         summary.json's features timing, peak RSS, wall) and a rerun on the unchanged folder.
+    python bench/scale.py cpu --n 1000
+        CPU milliseconds per image of stat + hash + decode + pixels, decoding at 512 px a side
+        (the folder's default) and at 16 (what pixels:8 needs): a figure the load cannot skew.
     python bench/scale.py kmeans --n 1000000 --dim 128 --k 1000
         n x dim float32 features drawn around k centres; scikit-learn's MiniBatchKMeans and
         faiss k-means (imgclust's minibatch-kmeans and faiss-kmeans entries, their defaults),
@@ -123,6 +126,37 @@ def ingest(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def cpu(args: argparse.Namespace) -> list[dict]:
+    """CPU milliseconds per image (all threads; independent of the box's load) of
+    :func:`imgclust.run.extract.featurise_files` (stat, hash, decode, images step), decoding at
+    the folder's default limit (512 px a side) and at the size the features need."""
+    import resource
+
+    from imgclust.features import build_steps
+    from imgclust.run.extract import featurise_files
+    from imgclust.sources.folder import FolderSource
+
+    folder = Path(args.work) / "jpegs-cpu"
+    generate(folder, args.n)
+    rows = []
+    for max_side in (512, args.need):
+        src = FolderSource(folder, max_side=max_side)
+        ids = src.candidates()[:args.n]
+        ext = build_steps(args.features)[0][1]
+        ext.fit([src.read(ids[0])[1]])
+        r0, t = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        featurise_files(src, ext, ids, threads=1)
+        r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t
+        ms = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) / len(ids) * 1e3
+        row = {"bench": "cpu", "n": len(ids), "features": args.features, "decode_max_side":
+               max_side, "cpu_ms_per_image": round(ms, 2),
+               "images_per_s_on_2_free_cores": round(2000 / ms), "wall_s": round(wall, 1),
+               "loadavg": open("/proc/loadavg").read().split()[:3]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def _kmeans_child(args: argparse.Namespace) -> None:
     """In its own process: draw the data, fit one method, print time and inertia."""
     import faiss
@@ -182,6 +216,11 @@ def main() -> None:
         b.add_argument("--k", type=int, default=1000)
         b.add_argument("--methods", default="minibatch-kmeans,faiss-kmeans")
         b.add_argument("--method", default="faiss-kmeans")
+    c = sub.add_parser("cpu")
+    c.add_argument("--n", type=int, default=1000)
+    c.add_argument("--work", default="/tmp/imgclust-scale")
+    c.add_argument("--features", default="pixels:8")
+    c.add_argument("--need", type=int, default=16)
     g = sub.add_parser("gen")
     g.add_argument("folder")
     g.add_argument("n", type=int)
@@ -192,7 +231,7 @@ def main() -> None:
     if args.cmd == "_kmeans_child":
         _kmeans_child(args)
         return
-    rows = ingest(args) if args.cmd == "ingest" else kmeans(args)
+    rows = {"ingest": ingest, "kmeans": kmeans, "cpu": cpu}[args.cmd](args)
     RESULTS.parent.mkdir(exist_ok=True)
     with open(RESULTS, "a") as f:
         for r in rows:

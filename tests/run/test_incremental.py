@@ -156,3 +156,28 @@ def test_cli_rerun_with_overwrite_reads_only_new_files(tmp_path, color_folder):
     assert p.returncode == 0, p.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["features"]["cache"]["decoded"] == 1 and summary["n_images"] == 19
+
+
+def test_reading_bar_moves_per_image_and_ends_at_n_of_n(tmp_path, color_folder, monkeypatch):
+    """Issue 10: the bar moves per image (not per batch) and counts skipped files."""
+    from imgclust.run import extract
+
+    root, _ = color_folder
+    (root / "broken.png").write_bytes(b"\x89PNG not really")
+    calls: list[tuple[int | None, list[int]]] = []
+
+    class Bar:
+        def __init__(self, total=None, **kw):
+            self.steps: list[int] = []
+            calls.append((total, self.steps))
+
+        def update(self, n=1):
+            self.steps.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(extract, "progress_bar", lambda enabled: Bar)
+    imgclust.run(root, tmp_path / "run", **ARGS, batch_size=8, progress=True)
+    total, steps = calls[0]
+    assert total == 19 and sum(steps) == 19 and set(steps) == {1}  # 18 images + 1 skipped
