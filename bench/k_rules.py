@@ -10,10 +10,10 @@ Rules (k searched in 2..15; labels are used only for scoring):
 
 - ``sil-umap``: k-means in UMAP-10, k by silhouette there (the default before issue 12);
 - ``sil-pca``: k-means in PCA-50, k by silhouette in PCA-50;
-- ``sil-cos``: k-means on the L2-normalised CNN features, silhouette by cosine distance;
-- ``gap``: Tibshirani's gap statistic on PCA-50 (5 uniform reference sets in the PCA box;
+- ``sil-cos``: k-means on the L2-normalised PCA-50 features, silhouette by cosine distance;
+- ``gap``: Tibshirani's gap statistic on PCA-50 (4 uniform reference sets in the PCA box;
   the smallest k with gap(k) >= gap(k+1) - s(k+1)), k-means in PCA-50;
-- ``stability``: k-means in PCA-50 on 3 pairs of 80 % subsamples; k with the highest mean
+- ``stability``: k-means in PCA-50 on 2 pairs of 80 % subsamples; k with the highest mean
   ARI on the shared images (Ben-Hur et al. 2002; the largest such k within 0.01 of the best);
 - ``bic``: a full-covariance Gaussian mixture in UMAP-10, k with the lowest BIC;
 - ``eigengap`` / ``graph``: ``knn-spectral`` on PCA-50 (10-NN graph) with its own rules;
@@ -85,7 +85,7 @@ def reduce(X: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return pca, um
 
 
-def km(X: np.ndarray, k: int, seed: int, n_init: int = 4) -> np.ndarray:
+def km(X: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
     return KMeans(k, n_init=n_init, random_state=seed).fit_predict(X)
 
 
@@ -102,7 +102,7 @@ def sweep(X: np.ndarray, seed: int, score: Callable[[np.ndarray, np.ndarray], fl
     return best[1], best[2]
 
 
-def gap_k(X: np.ndarray, seed: int, B: int = 5) -> int:
+def gap_k(X: np.ndarray, seed: int, B: int = 4) -> int:
     rng = np.random.default_rng(seed)
     lo, hi = X.min(0), X.max(0)
     refs = [rng.uniform(lo, hi, X.shape) for _ in range(B)]
@@ -119,7 +119,7 @@ def gap_k(X: np.ndarray, seed: int, B: int = 5) -> int:
     return ks[-1]
 
 
-def stability_k(X: np.ndarray, seed: int, pairs: int = 3, frac: float = 0.8) -> int:
+def stability_k(X: np.ndarray, seed: int, pairs: int = 2, frac: float = 0.8) -> int:
     rng = np.random.default_rng(seed)
     n = len(X)
     scores = {}
@@ -160,7 +160,7 @@ def density_k(X: np.ndarray) -> int:
 def spectral(X: np.ndarray, seed: int, k: int | str, rule: str = "graph") -> tuple[int, np.ndarray]:
     from imgclust.cluster.spectral import KNNSpectral
 
-    est = KNNSpectral(n_clusters=k, k_rule=rule, random_state=seed).fit(X)
+    est = KNNSpectral(n_clusters=k, k_rule=rule, n_init=4, random_state=seed).fit(X)
     return est.n_clusters_, est.labels_
 
 
@@ -170,10 +170,11 @@ def score_set(name: str, seed: int) -> list[dict[str, Any]]:
     X, y = features(name)
     k_true = len(np.unique(y))
     pca, um = reduce(X, seed)
-    cos = normalize(X)
+    cos = normalize(pca)
     rows: list[dict[str, Any]] = []
 
-    def add(rule: str, k: int, labels: np.ndarray | None = None, t0: float = 0.0) -> None:
+    def add(rule: str, k: int, labels: np.ndarray | None = None, t0: float | None = None) -> None:
+        t0 = time.perf_counter() if t0 is None else t0
         lab_u = km(um, k, seed)
         labels = lab_u if labels is None else labels
         rows.append({"set": name, "seed": seed, "rule": rule, "k": int(k), "k_true": k_true,
