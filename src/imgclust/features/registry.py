@@ -40,3 +40,26 @@ def parse_name(spec: str) -> str:
     from imgclust.registry import parse_spec
 
     return parse_spec(spec)[0]
+
+
+def decode_side(spec: str) -> int | None:
+    """The shorter side images must keep when decoded for ``spec``'s images step, or None.
+
+    Steps that resize every image to a known square (``cnn``, ``onnx``) declare it with a
+    ``decode_side()`` method; a source can then decode each file only that large (JPEG draft
+    scales, ``reduce`` before conversion) instead of at its default 512 px. ``None``: the step
+    declares nothing (``pixels``, ``hog``), images are decoded as before. ``"auto"`` is the
+    photo pipeline's step (glyphs are smaller than any such side anyway).
+    """
+    from imgclust.features import split_steps
+
+    load_builtins()
+    if spec == "auto":
+        from imgclust.features.auto import choose_features
+
+        spec = choose_features([])[0]  # no sample: the photo pipeline
+    first = split_steps(spec)[0]
+    if entry(parse_name(first)).meta.get("input") != "images":
+        return None
+    side = getattr(create(first), "decode_side", None)
+    return int(side()) if callable(side) else None

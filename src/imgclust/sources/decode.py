@@ -186,6 +186,27 @@ def _palette_on(img: Image.Image, background: tuple[int, int, int]) -> Image.Ima
     return out.convert("RGB")
 
 
+def target_side(size: tuple[int, int], max_side: int | None, min_side: int | None) -> int | None:
+    """The longer side an image of ``size`` is shrunk to (``None``: kept).
+
+    Without ``min_side`` it is ``max_side``. With it, the image is shrunk only as far as its
+    shorter side stays at ``min_side`` (what a step that resizes to ``min_side`` x ``min_side``
+    needs, so nothing is enlarged again), and its longer side never above ``max_side``.
+
+    Examples
+    --------
+    >>> target_side((5640, 3172), 512, 224)  # a 16:9 photo for a 224-px CNN: 399 x 224
+    399
+    >>> target_side((300, 300), 512, 224), target_side((4000, 1000), 512, 224)
+    (224, 512)
+    """
+    if not min_side:
+        return max_side
+    w, h = size
+    need = -(-min_side * max(w, h) // max(1, min(w, h)))  # ceil: the shorter side >= min_side
+    return need if not max_side else min(max_side, need)
+
+
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
     """``size`` scaled so that its longer side is ``side`` (each side at least 1)."""
     w, h = size
@@ -217,8 +238,8 @@ def _decoded_bytes(mode: str, size: tuple[int, int]) -> int:
 
 def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                  max_pixels: int = MAX_PIXELS, max_decoded_bytes: int = MAX_DECODED_BYTES,
-                 time_budget_s: float | None = DECODE_TIME_BUDGET_S
-                 ) -> tuple[ImageRecord, Image.Image]:
+                 time_budget_s: float | None = DECODE_TIME_BUDGET_S,
+                 min_side: int | None = None) -> tuple[ImageRecord, Image.Image]:
     """Read one image file into an RGB Pillow image.
 
     The first frame of animations is used, EXIF orientation is applied, transparency is
@@ -235,6 +256,11 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
         The id recorded for it (its path relative to the source).
     max_side : int or None
         Shrink the decoded image so that its longer side is at most this (``None``: keep).
+    min_side : int or None
+        The size the features need: shrink further, to where the shorter side is this (still
+        within ``max_side``; see :func:`target_side`). A JPEG is then decoded at the smallest
+        of its 1/2, 1/4 and 1/8 scales that covers it (``draft``): a 5640x3172 wallpaper for a
+        224-px CNN is decoded at 705x397, not in full.
     max_pixels : int
         Refuse images with more pixels than this before decoding them.
     max_decoded_bytes : int
@@ -292,6 +318,7 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
             if isinstance(orientation, int) and orientation in _SWAPS_AXES:
                 width, height = height, width
             stored, coefficients = im.size, _jpeg_coefficient_bytes(im)
+            max_side = target_side(im.size, max_side, min_side)
             if max_side and im.format in ("JPEG", "MPO") and max(im.size) > max_side:
                 # decoded at 1/2, 1/4 or 1/8 scale, the smallest that still covers max_side
                 im.draft("RGB", _fit(im.size, max_side))

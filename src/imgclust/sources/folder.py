@@ -51,12 +51,14 @@ class FolderSource(Source):
     root : str or Path
     labels_from_folders : bool
         Use each image's first-level subfolder as its class (for evaluation only).
-    max_side, max_pixels : int
-        See :func:`~imgclust.sources.decode.decode_image`.
+    max_side, max_pixels, min_side : int
+        See :func:`~imgclust.sources.decode.decode_image`; ``min_side`` is the size the features
+        need (:meth:`set_decode_side`).
     """
 
     def __init__(self, root: str | Path, labels_from_folders: bool = False,
-                 max_side: int | None = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> None:
+                 max_side: int | None = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+                 min_side: int | None = None) -> None:
         super().__init__()
         # absolute (not resolved: a symlinked root keeps its name), so that the run directory
         # finds its images again from any working directory (summary.json "source")
@@ -67,6 +69,7 @@ class FolderSource(Source):
         self.labels_from_folders = labels_from_folders
         self.max_side = max_side
         self.max_pixels = max_pixels
+        self.min_side = min_side
         self._ids: list[str] | None = None
         self.scan_failures: list[LoadFailure] = []
 
@@ -122,9 +125,14 @@ class FolderSource(Source):
     def describe(self, image_id: str) -> str:
         return str(self.root / image_id)
 
+    def set_decode_side(self, side: int | None) -> None:
+        """Decode images only as large as the features need: shorter side ``side`` (within
+        ``max_side``); ``None``: up to ``max_side``. Affects the batches not yet read."""
+        self.min_side = None if side is None else int(side)
+
     def read(self, image_id: str) -> tuple[ImageRecord, Image.Image]:
         return decode_image(str(self.root / image_id), image_id, max_side=self.max_side,
-                            max_pixels=self.max_pixels)
+                            max_pixels=self.max_pixels, min_side=self.min_side)
 
     def iter_batches(self, batch_size: int = 256, workers: int = 2):
         ids = self.candidates()  # noqa: F841 - scan first so scan failures are known
