@@ -4,8 +4,9 @@ Photos: one small JPEG per image (``thumbs/NNN/ROW.jpg``, folders of 1,000), so 
 loads only what is on screen (the galleries are paged and lazy). Tiny images (digits, at most
 32 px): one PNG sheet per 1,000 rows (``thumbs/sheet_NNN.png``) that the page crops with CSS;
 100,000 files of 100 bytes would each take a 4 KiB disk block. ``thumbs/manifest.json`` records
-what they were made from and which files were written; a rebuild with the same ``clusters.csv``
-and source reuses them.
+what they were made from and which files were written. The thumbnails are keyed on the images
+only (their ids and the source), so a new k (``imgclust recluster``) reuses them: only the
+per-cluster mean images are made again, from the thumbnails already there.
 
 ``thumbs/`` may hold files of the user's: only files imgclust wrote (named as this module names
 them *and* listed by its manifest, which is written before the first thumbnail) are ever
@@ -43,7 +44,7 @@ SHEET_COLS = 40
 #: the page's thumbnail background, used to pad sheet cells
 PAD = (238, 240, 243)
 #: bump when thumbnails are made differently, so old caches are rebuilt
-VERSION = 3
+VERSION = 4
 #: the manifest beside the thumbnails (what they were made for, which files were written)
 MANIFEST = "manifest.json"
 #: the names this module gives its files, relative to the run directory
@@ -175,12 +176,39 @@ def _one(read: Callable[[str], Image.Image], image_id: str, dest: Path | None, c
 
 
 def cache_key(run_dir: Path, source_spec: str) -> str:
-    """What the thumbnails depend on: the rows of ``clusters.csv``, the source and this code."""
-    h = hashlib.sha256(f"v{VERSION}:{THUMB_SIDE}:{MEAN_SIDE}:{source_spec}".encode())
-    with open(run_dir / "clusters.csv", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    """What the thumbnails depend on: the image ids of ``clusters.csv`` in their order, the
+    source and this code — not the clusters (a new k keeps the thumbnails)."""
+    h = hashlib.sha256(f"v{VERSION}:{THUMB_SIDE}:{source_spec}".encode())
+    for image_id in _csv_column(run_dir / "clusters.csv", "id"):
+        h.update(image_id.encode("utf-8", "surrogateescape") + b"\0")
     return h.hexdigest()[:20]
+
+
+def _csv_column(path: Path, name: str) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        if name not in header:
+            return []
+        i = header.index(name)
+        return [row[i] for row in reader if len(row) > i]
+
+
+def labels_key(labels: np.ndarray) -> str:
+    """What the mean images depend on: the cluster of every row (and their size)."""
+    a = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
+    return hashlib.sha256(f"m{MEAN_SIDE}:".encode() + a.tobytes()).hexdigest()[:20]
+
+
+def _run_labels(run_dir: Path) -> np.ndarray | None:
+    """The cluster column of ``clusters.csv`` (None when there is none to read)."""
+    try:
+        col = _csv_column(run_dir / "clusters.csv", "cluster")
+        return np.array([int(float(c)) for c in col], dtype=np.int64) if col else None
+    except (OSError, ValueError):
+        return None
 
 
 def _own_name(name: str) -> bool:
@@ -295,14 +323,20 @@ def remove_own_thumbs(tdir: Path) -> int:
     return removed
 
 
-def load_cached(run_dir: Path, key: str) -> ThumbSet | None:
+def load_cached(run_dir: Path, key: str, labels: np.ndarray | None = None) -> ThumbSet | None:
     """The thumbnails already in ``run_dir/thumbs`` when they were made for ``key``, complete,
-    and every missing image's file was there (unreadable); None otherwise."""
+    every missing image's file was there (unreadable), and the mean images are those of
+    ``labels`` (default: the clusters of ``run_dir/clusters.csv``); None otherwise (then
+    :func:`make_thumbnails` reuses what it can)."""
     try:
         m = _read_manifest(run_dir / "thumbs")
     except ImgclustError:
         return None
     if m is None or m.get("key") != key or m.get("state") != "done" or m.get("absent"):
+        return None
+    labels = _run_labels(run_dir) if labels is None else labels
+    if labels is not None and len(labels) == m.get("rows") and \
+            m.get("labels_key") != labels_key(labels):
         return None
     try:
         return ThumbSet(mode=m["mode"], cell=int(m["cell"]),
@@ -336,6 +370,86 @@ def _write_means(run_dir: Path, sums: dict[int, np.ndarray], counts: dict[int, i
     return means
 
 
+def _thumb_means(run_dir: Path, m: dict[str, Any], rows: Sequence[int], pool: ThreadPoolExecutor
+                 ) -> dict[int, np.ndarray] | None:
+    """Each row's mean-image contribution (MEAN_SIDE square, float32), read back from its
+    thumbnail; None when a thumbnail file the manifest lists is not there."""
+    cell = int(m["cell"])
+    out: dict[int, np.ndarray] = {}
+    if m["mode"] == "files":
+        def one(r: int) -> tuple[int, np.ndarray | None]:
+            p = run_dir / thumb_name(r)
+            if not p.is_file() or p.is_symlink():
+                return r, None
+            with Image.open(p) as im:
+                small = im.convert("RGB").resize((MEAN_SIDE, MEAN_SIDE), Image.Resampling.BILINEAR)
+            return r, np.asarray(small, dtype=np.float32)
+
+        for r, arr in pool.map(one, rows):
+            if arr is None:
+                return None
+            out[r] = arr
+        return out
+    sizes = m.get("sizes") or {}
+    by_sheet: dict[str, list[int]] = {}
+    for r in rows:
+        by_sheet.setdefault(sheet_name(r), []).append(r)
+    for name, rs in by_sheet.items():
+        p = run_dir / name
+        if not p.is_file() or p.is_symlink():
+            return None
+        with Image.open(p) as im:
+            sheet = im.convert("RGB")
+        for r in rs:
+            w, h = sizes.get(str(r), (cell, cell))
+            col, line = sheet_cell(r)
+            x, y = col * cell + (cell - w) // 2, line * cell + (cell - h) // 2
+            tile = sheet.crop((x, y, x + w, y + h))
+            out[r] = np.asarray(tile.resize((MEAN_SIDE, MEAN_SIDE), Image.Resampling.BILINEAR),
+                                dtype=np.float32)
+    return out
+
+
+def _remean(run_dir: Path, labels: np.ndarray, m: dict[str, Any], pool: ThreadPoolExecutor
+            ) -> ThumbSet | None:
+    """New clusters for the same images: the mean images made again from the thumbnails.
+
+    The manifest lists the old and the new mean images (state ``writing``) before any is
+    removed or written; only mean images it listed are removed. None when the thumbnails are
+    incomplete (then everything is made again)."""
+    tdir = run_dir / "thumbs"
+    try:
+        missing = {int(k): str(v) for k, v in m["missing"].items()}
+        old_means = {int(k): str(v) for k, v in m["means"].items()}
+        absent = {int(r) for r in m["absent"]}
+        rows = [r for r in range(int(m["rows"])) if r not in missing]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if len(labels) != int(m["rows"]):
+        return None
+    arrs = _thumb_means(run_dir, m, rows, pool)
+    if arrs is None:
+        return None
+    ks = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    _check_free(run_dir, {f"thumbs/mean_{c}.png" for c in ks} - set(old_means.values()))
+    every = sorted(set(ks) | set(old_means) | {int(c) for c in m.get("clusters", [])})
+    atomic_write_json(tdir / MANIFEST, {**m, "state": "writing", "clusters": every})
+    for name in old_means.values():
+        p = run_dir / name
+        if _own_name(name) and p.is_file() and not p.is_symlink():
+            p.unlink()
+    sums = {c: np.zeros((MEAN_SIDE, MEAN_SIDE, 3), np.float64) for c in ks}
+    counts = dict.fromkeys(ks, 0)
+    for r, arr in arrs.items():
+        c = int(labels[r])
+        if c >= 0:
+            sums[c] += arr
+            counts[c] += 1
+    base = {k: m[k] for k in ("key", "mode", "cell", "small", "rows") if k in m}
+    base.update(clusters=ks, labels_key=labels_key(labels), sizes=m.get("sizes") or {})
+    return _finish(tdir, base, missing, absent, _write_means(run_dir, sums, counts), counts)
+
+
 def _finish(tdir: Path, base: dict[str, Any], missing: dict[int, str], absent: set[int],
             means: dict[int, str], counts: dict[int, int]) -> ThumbSet:
     atomic_write_json(tdir / MANIFEST, {**base, "state": "done",
@@ -354,6 +468,7 @@ def _recheck(read: Callable[[str], Image.Image], ids: Sequence[str], labels: np.
     tdir = run_dir / "thumbs"
     try:
         base = {k: m[k] for k in ("key", "mode", "cell", "small", "rows", "clusters")}
+        base.update(labels_key=m.get("labels_key"), sizes=m.get("sizes") or {})
         rows = sorted(int(r) for r in m["absent"])
         missing = {int(k): str(v) for k, v in m["missing"].items()}
         counts = {int(k): int(v) for k, v in m["counts"].items()}
@@ -441,11 +556,17 @@ def make_thumbnails(source: Any, ids: Sequence[str], labels: np.ndarray, run_dir
     # Pillow releases the GIL while decoding, resizing and encoding: threads overlap the I/O
     with ThreadPoolExecutor(max_workers=workers) as pool:
         if old is not None and old.get("key") == key and old.get("state") == "done" \
-                and old.get("rows") == n and old.get("absent"):
-            ts = _recheck(read, ids, labels, run_dir, old, pool)
-            if ts is not None:
+                and old.get("rows") == n:
+            ts = _recheck(read, ids, labels, run_dir, old, pool) if old.get("absent") else \
+                load_cached(run_dir, key, labels)
+            if ts is not None and old.get("labels_key") == labels_key(labels):
                 return ts
             old = _read_manifest(tdir)
+            if old is not None and old.get("key") == key and old.get("state") == "done":
+                ts = _remean(run_dir, labels, old, pool)  # a new k: the same thumbnails
+                if ts is not None:
+                    return ts
+                old = _read_manifest(tdir)
         if old is not None:  # stale: other rows or another source
             _remove_listed(run_dir, old)
         mode, cell = _probe(read, ids)
@@ -460,6 +581,8 @@ def make_thumbnails(source: Any, ids: Sequence[str], labels: np.ndarray, run_dir
         counts = dict.fromkeys(ks, 0)
         missing: dict[int, str] = {}
         absent: set[int] = set()
+        sizes: dict[str, list[int]] = {}
+        base["labels_key"] = labels_key(labels)
         bar = progress_bar(progress)(total=n, desc="report: thumbnails", unit="img")
         for start in range(0, n, SHARD):
             rows = range(start, min(n, start + SHARD))
@@ -481,6 +604,8 @@ def make_thumbnails(source: Any, ids: Sequence[str], labels: np.ndarray, run_dir
                     col, line = sheet_cell(r)
                     sheet.paste(img, (col * cell + (cell - img.width) // 2,
                                       line * cell + (cell - img.height) // 2))
+                    if img.size != (cell, cell):
+                        sizes[str(r)] = list(img.size)
                 c = int(labels[r])
                 if c >= 0:
                     sums[c] += arr
@@ -489,4 +614,5 @@ def make_thumbnails(source: Any, ids: Sequence[str], labels: np.ndarray, run_dir
                 sheet.save(run_dir / sheet_name(start), "PNG", optimize=False)
             bar.update(len(rows))
         bar.close()
+    base["sizes"] = sizes
     return _finish(tdir, base, missing, absent, _write_means(run_dir, sums, counts), counts)
