@@ -313,8 +313,9 @@ def bench(
                                        "logistic regression on k-means distances (k by 3-fold grid "
                                        "search) against one on the plain features (-f, default "
                                        "pixels)."),
-    k_grid: str = typer.Option("50:150:10", metavar="LOW:HIGH:STEP",
-                               help="The k's of --cluster-features' grid search."),
+    k_grid: str = typer.Option("50:150:25", metavar="LOW:HIGH:STEP",
+                               help="The k's of --cluster-features' grid search (each with "
+                               "C in 1, 10, 100)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", parser=_out_dir,
                                        help="Folder for bench.json (and "
                                        "supervised.html with --supervised): new, empty or an "
@@ -592,7 +593,7 @@ def outliers(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for outliers.csv and outliers.html (new, empty or an earlier outliers')."),
     contamination: float = typer.Option(0.04, help="Share of images flagged."),
     features: Optional[str] = typer.Option(None, "--features", "-f", help="Feature steps for a source (default auto); a run directory's own are used."),
-    method: List[str] = typer.Option(None, "--method", "-m", help="Detectors, repeat: gmm, pca, centre, lof, knn (default: gmm, pca, centre, lof)."),
+    method: List[str] = typer.Option(None, "--method", "-m", help="Detectors, repeat: gmm, pca, centre, lof, knn, stats, orient (default: pca, centre, lof, stats, orient)."),
     seed: int = typer.Option(0, help="Random seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -827,13 +828,16 @@ def generate(
     n: int = typer.Option(20, "-n", min=1, max=10_000, help="How many images to generate."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder for generated.png and generated.npy (new or empty)."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
+    space: str = typer.Option("auto", "--from", help="Where the mixture is fitted: pca (the run's pixels), decoder (the run's autoencoder codes, decoded) or auto (decoder when the run has an autoencoder)."),
 ) -> None:
-    """New images: a Gaussian mixture in the PCA space of the run's pixels, sampled and mapped back."""
+    """New images: a Gaussian mixture in the PCA space of the run's pixels (or its autoencoder's code space), sampled and mapped back."""
     from imgclust.generate import generate as generate_api
 
-    info = generate_api(run_dir, out, n=n, seed=seed)
+    info = generate_api(run_dir, out, n=n, seed=seed, space=space)
+    where = (f"{info['pca_dims']} PCA dimensions" if info["space"] == "pca"
+             else f"the autoencoder's {info['code_dims']}-dimensional codes, decoded")
     console.print(f"{info['n']} images generated ({info['side']} px, mixture of "
-                  f"{info['components']} in {info['pca_dims']} PCA dimensions, from "
+                  f"{info['components']} in {where}, from "
                   f"{info['images_read']} images): {safe_text(str(info['files'][0]))}",
                   markup=False, soft_wrap=True)
 

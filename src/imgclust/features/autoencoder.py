@@ -363,6 +363,42 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
             R = self.model_(torch.from_numpy(self._to_model((X - self.mean_) / self.scale_)))
         return self._from_model(R.numpy()) * self.scale_ + self.mean_
 
+    def decode(self, Z: Any) -> np.ndarray:
+        """Decoder outputs of bottleneck codes ``Z`` of shape (n, n_components), in the units
+        of the training ``X``: shape (n, n_features_in_)."""
+        check_is_fitted(self, "model_")
+        Z = np.asarray(Z, dtype=np.float32)
+        if Z.ndim != 2 or Z.shape[1] != int(self.n_components):
+            raise ValueError(f"codes of shape {Z.shape}; expected (n, {self.n_components})")
+        torch = _torch()
+        with _threads(torch, self.n_threads), torch.no_grad():
+            R = self.model_[1](torch.from_numpy(np.ascontiguousarray(Z))).numpy()
+        return self._from_model(R) * self.scale_ + self.mean_
+
+    # -- saving: the network as arrays (a run directory's model.npz holds data only) ---------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        model = state.pop("model_", None)
+        if model is not None:
+            state["model_state_"] = {k: v.detach().cpu().numpy()
+                                     for k, v in model.state_dict().items()}
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        # a reloaded step rebuilds its network from the saved arrays on first use
+        if name == "model_" and "model_state_" in self.__dict__:
+            torch = _torch()
+            shape = self.__dict__.get("_shape")
+            enc, dec = _build(torch, self.kind, int(self.n_features_in_), int(self.n_components),
+                              tuple(self.__dict__.get("_hidden", ())),
+                              tuple(shape) if shape is not None else None)
+            model = torch.nn.Sequential(enc, dec)
+            model.load_state_dict({k: torch.from_numpy(np.array(v))
+                                   for k, v in self.__dict__["model_state_"].items()})
+            self.__dict__["model_"] = model.eval()
+            return self.__dict__["model_"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _to_model(self, Z: np.ndarray) -> np.ndarray:
         """Rows as the network reads them: colour images channels-last -> channels-first."""
         if self._shape is None or self._shape[0] == 1:
