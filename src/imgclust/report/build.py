@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclust.cluster import criteria
 from imgclust.errors import ConfigError, ImgclustError
 from imgclust.io import atomic_write_text
 from imgclust.report import embed, figures
@@ -118,16 +119,8 @@ def render(template: str, ctx: dict[str, Any]) -> str:
     return _env().get_template(template).render(**ctx)
 
 
-def _num(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if not np.isfinite(v):
-            return "–"
-        return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.4g}"
-    return str(v)
+#: a score as the page shows it (3 decimals, "–" when missing): the criteria's own rule
+_num = criteria.num
 
 
 def _copy_plotly(run_dir: Path) -> None:
@@ -223,8 +216,6 @@ def _k_story(summary: dict[str, Any], run_dir: Path | None = None) -> str:
 
 def _k_sentence(summary: dict[str, Any]) -> str:
     """One sentence on how the number of clusters was reached (the criterion's own)."""
-    from imgclust.cluster import criteria
-
     return criteria.sentence(summary)
 
 
@@ -271,8 +262,6 @@ def _run_context(data: RunData, progress: bool, map_method: str, seed: int) -> d
     density_rows = [r for r in sweep if "min_cluster_size" in r]  # HDBSCAN's count (density)
     k_rows = [r for r in sweep if "k" in r and r not in density_rows]
     if k_rows:
-        from imgclust.cluster import criteria
-
         elbow = criteria.get("elbow").pick(k_rows) if len(k_rows) >= 3 else None
         k_figs = figures.sweep_k(k_rows, s["k"]["criterion"], elbow)
     if eps_rows:
