@@ -196,16 +196,32 @@ def _span(o: Outcome) -> str:
 TIE = 1e-12
 
 
-@register
-class Silhouette(Criterion):
-    name = "silhouette"
+class _Sweep(Criterion):
+    """A criterion that picks one k of a sweep; ``rule`` and ``column`` make its sentence."""
+
     kind = "sweep"
-    compared = True
-    meaning = ("how much closer each image is to its own cluster than to the next one "
-               "(-1..1; the highest wins)")
+    #: how the k is picked, in words ("the highest silhouette")
+    rule: ClassVar[str]
+    #: the row's score named in the sentence
+    column: ClassVar[str]
 
     def applies(self, meta: Mapping[str, Any]) -> bool:
         return meta.get("sweep") == "k"
+
+    def sentence(self, o: Outcome) -> str:
+        val = o.row.get(self.column)
+        return (f"k = {o.chosen} was chosen among {_span(o)} by {self.rule}"
+                + (f" ({self.column} {num(val)})" if val is not None else "") + ".")
+
+
+@register
+class Silhouette(_Sweep):
+    name = "silhouette"
+    compared = True
+    rule = "the highest silhouette"
+    column = "silhouette"
+    meaning = ("how much closer each image is to its own cluster than to the next one "
+               "(-1..1; the highest wins)")
 
     def columns(self, X: np.ndarray, labels: np.ndarray, est: Any,
                 random_state: int = 0) -> dict[str, Any]:
@@ -220,22 +236,15 @@ class Silhouette(Criterion):
         best = max(sc for sc, _ in scored)
         return min(k for sc, k in scored if sc >= best - TIE)  # a tie: the fewest clusters
 
-    def sentence(self, o: Outcome) -> str:
-        return (f"k = {o.chosen} was chosen among {_span(o)} by the highest silhouette"
-                + (f" (silhouette {num(o.row['silhouette'])})" if o.row.get("silhouette") is not None
-                   else "") + ".")
-
 
 @register
-class Elbow(Criterion):
+class Elbow(_Sweep):
     name = "elbow"
-    kind = "sweep"
     compared = True
+    rule = "the elbow of the inertia curve"
+    column = "inertia"
     meaning = ("the k after which adding clusters stops shrinking the within-cluster spread "
                "(inertia) much: the bend of that curve")
-
-    def applies(self, meta: Mapping[str, Any]) -> bool:
-        return meta.get("sweep") == "k"
 
     def columns(self, X: np.ndarray, labels: np.ndarray, est: Any,
                 random_state: int = 0) -> dict[str, Any]:
@@ -252,20 +261,13 @@ class Elbow(Criterion):
         ks = [int(r["k"]) for r in table]
         return ks[knee(ks, [r["inertia"] for r in table])]
 
-    def sentence(self, o: Outcome) -> str:
-        return (f"k = {o.chosen} was chosen among {_span(o)} by the elbow of the inertia curve"
-                + (f" (inertia {num(o.row['inertia'])})" if o.row.get("inertia") is not None
-                   else "") + ".")
 
-
-class _Information(Criterion):
-    """BIC and AIC: a mixture's information criteria, the lowest wins."""
-
-    kind = "sweep"
-    label: ClassVar[str]
+class _Information(_Sweep):
+    """BIC and AIC: a mixture's information criteria, the lowest wins; only the mixtures,
+    which list them themselves, may use them."""
 
     def applies(self, meta: Mapping[str, Any]) -> bool:
-        return False  # only the mixtures, which list it themselves
+        return False
 
     def check(self, est: Any) -> None:
         if not hasattr(est, "bic"):
@@ -284,16 +286,12 @@ class _Information(Criterion):
             return None
         return int(min(table, key=lambda r: r[self.name])["k"])
 
-    def sentence(self, o: Outcome) -> str:
-        return (f"k = {o.chosen} was chosen among {_span(o)} by the lowest {self.label}"
-                + (f" ({self.name} {num(o.row[self.name])})" if o.row.get(self.name) is not None
-                   else "") + ".")
-
 
 @register
 class Bic(_Information):
     name = "bic"
-    label = "BIC"
+    column = "bic"
+    rule = "the lowest BIC"
     compared = True
     meaning = ("Bayesian information criterion: how well the mixture fits, penalised by its "
                "number of parameters (the lowest wins)")
@@ -302,7 +300,8 @@ class Bic(_Information):
 @register
 class Aic(_Information):
     name = "aic"
-    label = "AIC"
+    column = "aic"
+    rule = "the lowest AIC"
     meaning = ("Akaike information criterion: as BIC with a lighter penalty, so it allows more "
                "clusters")
 
