@@ -131,6 +131,59 @@ random_state
 FEATURES.add("pca", CappedPCA, primary="n_components", input="array")
 
 
+#: environment variable of numba's cache folder (read by numba when it is imported)
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def import_umap() -> Any:
+    """``import umap`` with its numba functions cached on disk between processes.
+
+    umap-learn compiles its numba functions in every process (10 s and more of CPU; most of
+    them are not declared ``cache=True``). While umap and pynndescent are first imported,
+    ``numba.njit``/``numba.jit`` default to ``cache=True``, so the compiled code is written to
+    numba's cache folder and the next process loads it. That folder is ``$NUMBA_CACHE_DIR``
+    when the user has set it, else ``numba/`` in imgclust's cache folder (``$IMGCLUST_CACHE_DIR``
+    or the user cache dir). A function numba cannot cache is compiled as before (numba warns;
+    the warning is silenced here).
+    """
+    import os
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    from imgclust.features.cnn import default_cache_dir
+
+    if not os.environ.get(NUMBA_CACHE_ENV):
+        folder = default_cache_dir() / "numba"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:  # an unwritable cache: numba falls back to __pycache__ or no cache
+            pass
+        else:
+            os.environ[NUMBA_CACHE_ENV] = str(folder)
+            if "numba" in sys.modules:  # imported already: its config read the old value
+                sys.modules["numba"].config.CACHE_DIR = str(folder)
+    import numba
+    from numba.core.errors import NumbaWarning
+
+    real_njit, real_jit = numba.njit, numba.jit
+
+    def cached(real: Any) -> Any:
+        def deco(*args: Any, **kw: Any) -> Any:
+            kw.setdefault("cache", True)
+            return real(*args, **kw)
+        return deco
+
+    numba.njit, numba.jit = cached(real_njit), cached(real_jit)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaWarning)
+            import umap
+    finally:
+        numba.njit, numba.jit = real_njit, real_jit
+    return umap
+
+
 def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0.0,
               metric: str = "euclidean", random_state: int | None = None,
               n_epochs: int | None = None, spread: float = 1.0, init: str = "spectral",
@@ -146,7 +199,7 @@ def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0
     otherwise.
     """
     try:
-        import umap
+        umap = import_umap()
     except ImportError as exc:
         raise MissingExtraError("the 'umap' feature step", "umap") from exc
     for name, v, lo in (("n_components", n_components, 1), ("n_neighbors", n_neighbors, 2)):
