@@ -336,8 +336,9 @@ class CNNExtractor(ImageExtractor):
         the time).
     l2 : bool, default=False
         Scale each feature vector to unit length.
-    batch_size : int, default=64
-        Images per ONNX Runtime call (memory, not results).
+    batch_size : int, default=16
+        Images per ONNX Runtime call (memory, not results): at 224 px a batch of 64 peaked at
+        978 MB of RSS, 16 at 393 MB, at the same speed.
     n_threads : int or None, default=None
         ONNX Runtime intra-op threads; ``None`` uses every core this process may run on.
     cache_dir : str or None, default=None
@@ -361,7 +362,7 @@ class CNNExtractor(ImageExtractor):
 
     def __init__(self, size: int | None = None, layer: str = "head", model: str = "lite0",
                  pooling: str = "mean", flip: bool = False, l2: bool = False,
-                 batch_size: int = 64, n_threads: int | None = None,
+                 batch_size: int = 16, n_threads: int | None = None,
                  cache_dir: str | None = None) -> None:
         self.size = size
         self.layer = layer

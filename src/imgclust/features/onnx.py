@@ -104,7 +104,7 @@ class OnnxExtractor(ImageExtractor):
         ``cls`` (the first token) for 3-D and ``mean`` over positions for 4-D.
     l2 : bool, default=False
         Scale each feature vector to unit length.
-    batch_size : int, default=32
+    batch_size : int, default=16
         Images per ONNX Runtime call (memory, not results).
     n_threads : int or None, default=None
         ONNX Runtime threads; ``None``: every core this process may use.
@@ -129,7 +129,7 @@ class OnnxExtractor(ImageExtractor):
                  mean: str | None = None, std: str | None = None, scale: float = 255.0,
                  layout: str = "auto", bgr: bool = False, crop: bool = False,
                  input: str | None = None, output: str | None = None, pooling: str = "auto",
-                 l2: bool = False, batch_size: int = 32, n_threads: int | None = None) -> None:
+                 l2: bool = False, batch_size: int = 16, n_threads: int | None = None) -> None:
         self.path = path
         self.size = size
         self.norm = norm
