@@ -108,3 +108,33 @@ def test_cli_recluster_keeps_the_thumbnails(tmp_path, make_colors):
     assert jpg.stat().st_mtime_ns == stamp
     m = json.loads((out / "thumbs/manifest.json").read_text())
     assert len(m["clusters"]) == 2 and m["state"] == "done"
+
+
+def test_folder_thumbnails_decoded_small(tmp_path, monkeypatch):
+    """A large JPEG is decoded for its thumbnail at the draft scale a 64-px thumbnail needs."""
+    from PIL import JpegImagePlugin
+
+    from imgclust.sources.folder import FolderSource
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize(
+        (2400, 1800)).save(root / "big.jpg", quality=80)
+    seen = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size, *a, **kw):
+        out = real(self, mode, size, *a, **kw)
+        seen.append(self.size)
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    src = FolderSource(root)
+    ts = make_thumbnails(src, ["big.jpg"], np.array([0]), run_dir, "k")
+    assert not ts.missing and seen[0] == (300, 225)  # 1/8 scale, not 1/4 (for 512 px)
+    assert src.min_side is None  # the caller's source is unchanged
+    with Image.open(run_dir / thumb_name(0)) as im:
+        assert im.size == (64, 48)

@@ -131,9 +131,14 @@ def _gone(exc: DecodeError) -> bool:
 def _reader(source: Any, run_dir: Path) -> Callable[[str], Image.Image]:
     """``source.read``, falling back to where ``--export move`` put a file gone from its source
     path (``export.csv``), so a report made after a move still shows the images."""
+    import copy
+
     from imgclust.export import moved_files
 
     moved = moved_files(run_dir)
+    if hasattr(source, "set_decode_side"):  # a folder: decode no larger than a thumbnail needs
+        source = copy.copy(source)  # (JPEGs at 1/8 scale), without changing the caller's
+        source.set_decode_side(THUMB_SIDE)
 
     def read(image_id: str) -> Image.Image:
         try:
@@ -145,7 +150,8 @@ def _reader(source: Any, run_dir: Path) -> Callable[[str], Image.Image]:
         from imgclust.sources.decode import MAX_PIXELS, MAX_SIDE, decode_image
 
         return decode_image(str(there), image_id, max_side=getattr(source, "max_side", MAX_SIDE),
-                            max_pixels=getattr(source, "max_pixels", MAX_PIXELS))[1]
+                            max_pixels=getattr(source, "max_pixels", MAX_PIXELS),
+                            min_side=THUMB_SIDE)[1]
 
     return read
 
