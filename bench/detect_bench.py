@@ -85,7 +85,7 @@ def bench_outliers(seeds: int) -> None:
     from sklearn.datasets import load_digits
     from threadpoolctl import threadpool_limits
 
-    from imgclust.detect.outliers import outlier_scores
+    from imgclust.detect.outliers import grey_thumbnails, image_statistics, outlier_scores
 
     sets = []
     d = load_digits()
@@ -96,11 +96,11 @@ def bench_outliers(seeds: int) -> None:
     else:
         print(f"(skipped MNIST-10k: {MNIST} not found)")
     configs = [  # name, outlier_scores keyword arguments
-        ("default (zmax, refit 1)", {}),
-        ("rank combination", {"combine": "rank"}),
+        ("default (pca, centre, lof, stats, orient; tail, refit 1)", {}),
+        ("before stop 11 (gmm, pca, centre, lof; zmax)",
+         {"methods": ("gmm", "pca", "centre", "lof"), "combine": "zmax"}),
+        ("zmax combination", {"combine": "zmax"}),
         ("no refit", {"refit": 0}),
-        ("knn k=10 instead of lof", {"methods": ("gmm", "pca", "centre", "knn"),
-                                     "n_neighbors": 10}),
     ]
     rows = []
     for name, images, target in sets:
@@ -117,13 +117,16 @@ def bench_outliers(seeds: int) -> None:
                     spec = "pixels"
                 else:
                     X, labels, spec = _default_features(imgs, seed)
+                # the images' grey statistics and thumbnails, on one scale (as a source reads them)
+                scaled = imgs / imgs.max()
+                pix = {"image_stats": image_statistics(scaled), "thumbs": grey_thumbnails(scaled)}
                 for cname, kw in configs:
                     if feats == "default" and cname != configs[0][0]:
                         continue
                     if name != "digits" and cname not in (configs[0][0], configs[1][0]):
                         continue  # 10k images: the default and the other combination only
                     t = time.perf_counter()
-                    res = outlier_scores(X, labels, random_state=seed, **kw)
+                    res = outlier_scores(X, labels, random_state=seed, **pix, **kw)
                     secs = time.perf_counter() - t
                     order = res.ranking()[:top]
                     found = set(order.tolist())

@@ -45,6 +45,8 @@ class OutlierReport:
     features: str
     out: Path
     note: str | None = None
+    #: whether the run directory's report.html was rebuilt with the outlier gallery
+    run_report: bool = False
 
     def top(self, n: int = 10) -> list[tuple[str, float, str]]:
         """``(id, score, reason)`` of the ``n`` most outlying images."""
@@ -123,13 +125,44 @@ def run_outliers(source: str | Path, out: str | Path, *, contamination: float = 
         ids, X, labels = list(res.ids), res.features_.X, res.labels_
         spec = str(res.summary.get("features", {}).get("spec", features or "auto"))
         src, note, origin = res.source, None, "source"
+    stats, thumbs, note2 = _pixels(src, ids, methods)
+    note = "; ".join(x for x in (note, note2) if x) or None
     result = outlier_scores(X, labels, methods=methods, contamination=contamination,
-                            random_state=seed)
+                            random_state=seed, image_stats=stats, thumbs=thumbs)
     report = OutlierReport(ids=list(ids), result=result, origin=origin, features=spec, out=out,
                            note=note)
     _write_outliers_csv(out / OUTLIERS_CSV, report)
     _write_outliers_html(out / OUTLIERS_HTML, report, src, str(source))
+    if origin == "run":  # the gallery joins the run's report (a file its manifest lists)
+        from imgclust.report.detect import rebuild_if_present, record_outliers
+
+        record_outliers(source, report, src, out / OUTLIERS_HTML)
+        report.run_report = rebuild_if_present(source)
     return report
+
+
+def _pixels(src: Any, ids: Sequence[str], methods: Sequence[str]
+            ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """The images' grey-level statistics and thumbnails (the ``stats`` and ``orient``
+    detectors), read again from the source; ``None`` with the reason when it cannot be read."""
+    from imgclust.detect.outliers import grey_thumbnails, image_statistics
+    from imgclust.detect.output import IMAGE_ERRORS
+
+    if not {"stats", "orient"} & set(methods):
+        return None, None, None
+    if src is None:
+        return None, None, "stats and orient left out (the images cannot be read)"
+    stats, thumbs = [], []
+    for image_id in ids:
+        try:
+            _, img = src.read(image_id)
+        except IMAGE_ERRORS as exc:
+            return None, None, (f"stats and orient left out ({image_id} cannot be read now: "
+                                f"{getattr(exc, 'reason', None) or exc})")
+        grey = img.convert("L")
+        stats.append(image_statistics([grey])[0])
+        thumbs.append(grey_thumbnails([grey])[0])
+    return np.asarray(stats), np.asarray(thumbs), None
 
 
 def _g(v: float) -> str:
@@ -175,6 +208,10 @@ def _describe(method: str, info: dict[str, Any]) -> str:
         return f"{info.get('dims')} dims"
     if method == "centre":
         return f"{info.get('clusters')} clusters"
+    if method == "stats":
+        return "grey-level median, spread, 0.5 and 99.5 percentiles"
+    if method == "orient":
+        return f"rotated and mirrored {info.get('side')} px thumbnails, k={info.get('n_neighbors')}"
     return f"k={info.get('n_neighbors')}"
 
 
@@ -207,6 +244,8 @@ class DuplicateReport:
     out: Path
     exported: int = 0
     not_exported: list[tuple[str, str]] | None = None
+    #: whether the run directory's report.html was rebuilt with the duplicate groups
+    run_report: bool = False
 
 
 def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
@@ -219,7 +258,8 @@ def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
     Parameters
     ----------
     source : str or Path
-        A folder, ``.npz`` file or ``dataset:NAME``.
+        A folder, ``.npz`` file or ``dataset:NAME``, or a run directory of ``imgclust run``
+        (its source is searched, and the groups join the run's report).
     out : str or Path
         Output folder: missing, empty, or written by an earlier ``imgclust duplicates``.
     radius, keep, hash, min_similarity, cosine
@@ -243,7 +283,15 @@ def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
         raise ConfigError(f"--export {export!r}; valid: copy")
     if features is not None and cosine is None:
         raise ConfigError("--features is used by --cosine only; give --cosine too")
-    src = open_source(source)
+    run_dir = Path(source) if is_run_dir(source) else None
+    if run_dir is not None:
+        from imgclust.report.rundir import load_run
+
+        summary = load_run(run_dir).summary
+        labels = "folders" if summary.get("labels_source") == "folders" else None
+        src = open_source(summary.get("source", ""), labels=labels)
+    else:
+        src = open_source(source)
     if export and not isinstance(src, FolderSource):
         raise ConfigError(f"--export copy needs a folder of files; {source} is an array source")
     unique = out / UNIQUE
@@ -265,6 +313,11 @@ def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
     _write_duplicates_html(out / DUPLICATES_HTML, res, src, str(source))
     if export:
         rep.exported, rep.not_exported = _export_unique(src, res, unique)
+    if run_dir is not None:  # the groups join the run's report (a file its manifest lists)
+        from imgclust.report.detect import rebuild_if_present, record_duplicates
+
+        record_duplicates(run_dir, res, src, out / DUPLICATES_HTML)
+        rep.run_report = rebuild_if_present(run_dir)
     return rep
 
 

@@ -1,12 +1,14 @@
 """Outlier scores: which images fit the collection least, and by which measure.
 
-Five detectors (the first four by default), each giving every image a score (higher = more
-outlying):
+Seven detectors, each giving every image a score (higher = more outlying); the default set is
+``pca``, ``centre``, ``lof`` (on the features), ``stats`` and ``orient`` (on the images' own
+grey levels, which a brightness-invariant feature such as HOG cannot see):
 
 ``gmm``
     Negative log density under a Gaussian mixture (diagonal covariances) fitted in a PCA space
     of at most :data:`GMM_DIMS` dimensions. One component per cluster when labels are given,
-    else the number of components with the lowest BIC over 1..10.
+    else the number of components with the lowest BIC over 1..10. Not in the default set: it
+    added false alarms to the combination (see below).
 ``pca``
     Reconstruction error after PCA keeping 90 % of the variance.
 ``centre``
@@ -18,6 +20,14 @@ outlying):
     matrix is ever built). k is the number of images flagged, within 20..100.
 ``knn``
     Mean distance to the k nearest other images (not in the default set: LOF did better).
+``stats``
+    The largest two-sided robust z-score of the grey-level statistics of
+    :func:`image_statistics` (median, spread, darkest and brightest levels): a darkened, washed
+    out or inverted image. Needs ``image_stats``.
+``orient``
+    ``log(d / min_t d_t)``: how much closer an image's thumbnail, rotated by 90 degrees either
+    way or mirrored, lies to its k nearest neighbours than the image itself does (a picture
+    the wrong way round). Needs ``thumbs`` (:func:`grey_thumbnails`).
 
 A group of similar outliers (twenty inverted images, say) masks itself: it gets its own mixture
 component or cluster, its own principal direction, and its members are each other's
@@ -27,19 +37,21 @@ the other clusters / components). And the detectors are fitted twice (``refit=1`
 first pass the top ``contamination`` share is left out of every fit and of the neighbour index,
 and all images are scored again against what remains.
 
-The default combination (``combine="zmax"``) is the largest robust z-score of the detectors
-(median and MAD over the fitted images): an image is flagged when any one detector finds it far
-out, and the reason names those that did. ``combine="rank"`` averages the detectors' rank
-percentiles instead. Measured (bench/detect_bench.py, BENCHMARKS.md, issue 14) on digits with
-5 % planted anomalies (rotated, mirrored, darkened, inverted; pixel features): precision at 5 %
-0.871 (5 seeds, min 0.844) with ``zmax``, 0.633 with ``rank`` (it averages a single detector's
-alarm away), 0.838 without the refit, 0.793 with the mean 10-NN distance in place of LOF. LOF
-carries most of it (0.853 alone); it has the heaviest tail, so its z-scores lead the maximum.
+The default combination (``combine="tail"``) is the largest of the detectors' robust z-scores
+(median and MAD over the fitted images), each first divided by its own 99th percentile over the
+fitted images (in the first pass, when the outliers are still among them, the
+``1 - contamination`` quantile): LOF's z-scores have a heavy tail and ``orient``'s a light one,
+and the raw maximum (``combine="zmax"``) let LOF's false alarms outrank every turned image. An
+image is flagged when any one detector finds it far out, and the reason names those that did.
+``combine="rank"`` averages the detectors' rank percentiles instead (it averages a single
+detector's alarm away).
 
-What the detectors see is what the features keep: HOG (the glyph default) is the same for an
-inverted or darkened glyph, so those are not found on it (precision 0.41 on digits). On
-MNIST-10k pixels (125 of each kind) it is 0.46: every inverted digit, 57 % of the rotated, 27 %
-of the mirrored and none of the darkened, which lie among the thin, faint digits.
+Measured (bench/detect_bench.py, BENCHMARKS.md, issue 14, "updated stop 11") with 5 % planted
+anomalies (rotated, mirrored, darkened, inverted), precision among the top 5 %: digits 0.92-0.96
+on pixel features and 0.92-0.97 on the HOG glyph features (before: 0.87 and 0.41); MNIST-10k
+pixels 0.78 (before: 0.46): every darkened and inverted digit is found, and about half of the
+rotated and mirrored ones, which ``orient`` alone ranks high but the feature detectors' false
+alarms (unusual handwriting) still outrank.
 
 Examples
 --------
@@ -48,13 +60,13 @@ Examples
 >>> X[7] += 12
 >>> res = outlier_scores(X, contamination=0.01)
 >>> int(res.ranking()[0]), res.reason[7], res.methods
-(7, 'gmm+lof+pca', ('gmm', 'pca', 'lof'))
+(7, 'lof+pca', ('pca', 'lof'))
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -62,11 +74,24 @@ from imgclust.errors import ConfigError
 from imgclust.neighbors import make_index
 
 #: every detector, in the order of the output columns
-METHODS = ("gmm", "pca", "centre", "lof", "knn")
-#: the detectors run by default
-DEFAULT_METHODS = ("gmm", "pca", "centre", "lof")
+METHODS = ("gmm", "pca", "centre", "lof", "knn", "stats", "orient")
+#: the detectors run by default (``centre`` needs labels, ``stats`` the images' statistics,
+#: ``orient`` their grey thumbnails)
+DEFAULT_METHODS = ("pca", "centre", "lof", "stats", "orient")
+#: the columns of :func:`image_statistics`
+STATS = ("median", "std", "dark", "bright")
+#: smallest spread of a statistic, as a share of the collection's grey-level range
+STATS_MIN_SPREAD = 0.05
+#: side of the grey thumbnails of :func:`grey_thumbnails` (the ``orient`` detector's pixels)
+THUMB_SIDE = 16
+#: the transforms the ``orient`` detector tries: rotations by 90 degrees either way, mirrors
+ORIENT_TRANSFORMS = ("rot90", "rot270", "mirror", "flip")
+#: each detector's robust z-score is divided by its own ``TAIL_QUANTILE`` percentile over the
+#: fitted images before the maximum is taken (so that a detector with heavy tails, LOF, does
+#: not drown one with light tails, orient)
+TAIL_QUANTILE = 99.0
 #: how the detectors' scores are combined
-COMBINE = ("zmax", "rank")
+COMBINE = ("tail", "zmax", "rank")
 #: dimensions of the PCA space the Gaussian mixture is fitted in
 GMM_DIMS = 10
 #: components tried by BIC when no labels are given
@@ -91,7 +116,8 @@ class OutlierResult:
         The top ``contamination`` share by ``score``.
     reason : tuple of str
         For a flagged image the detectors that flagged it, strongest first, joined by ``+``
-        (``"knn+gmm"``); ``""`` for the others.
+        (``"lof+pca"``), ``stats`` with the statistic furthest out (``"stats:bright"``) and
+        ``orient`` with the turn that fits better (``"orient:rot90"``); ``""`` for the others.
     method_scores : dict of str to ndarray
         Each detector's own score (higher = more outlying): negative log density, residual
         norm, MAD-scaled centre distance, mean k-NN distance.
@@ -251,18 +277,22 @@ def _score_centre(X: np.ndarray, fit: np.ndarray, labels: np.ndarray, contaminat
                    "rescored": int((own < 0).sum())}
 
 
-def _neighbours(X: np.ndarray, fit: np.ndarray, k: int, backend: str
+def _neighbours(X: np.ndarray, fit: np.ndarray, k: int, backend: str,
+                queries: np.ndarray | None = None, index: Any = None
                 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Each row's ``k`` nearest fitted rows other than itself: (distances, positions among the
-    fitted rows), through the neighbour layer in batches."""
+    fitted rows), through the neighbour layer in batches. ``queries`` (rows as in ``X``)
+    searches other vectors of the same images (row i still never finds itself)."""
     rows = np.flatnonzero(fit)
-    index = make_index(X[rows], backend=backend)
+    if index is None:
+        index = make_index(X[rows], backend=backend)
+    Q = X if queries is None else queries
     position = np.full(len(X), -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
     D = np.empty((len(X), k), dtype=np.float64)
     I = np.empty((len(X), k), dtype=np.int64)  # noqa: E741
     for s in range(0, len(X), 8192):
-        d, i = index.search(X[s:s + 8192], k + 1)
+        d, i = index.search(Q[s:s + 8192], k + 1)
         is_self = i == position[s:s + 8192, None]
         # drop the row itself where it is in the index, else the farthest of the k + 1
         drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
@@ -313,6 +343,108 @@ def _score_lof(X: np.ndarray, fit: np.ndarray, k: int, backend: str
     return score, {"n_neighbors": k, "backend": used}
 
 
+def image_statistics(images: Iterable[Any]) -> np.ndarray:
+    """Low-level statistics of each image's grey levels, the columns of :data:`STATS`.
+
+    ``median`` (the background's level, on most images), ``std`` (contrast), ``dark`` and
+    ``bright`` (the 0.5th and 99.5th percentiles: the darkest and brightest levels, a few
+    pixels aside). Features such as HOG are normalised per block, so a darkened or inverted
+    image looks normal in them; these statistics see it.
+
+    Parameters
+    ----------
+    images : iterable of PIL images or arrays of shape (h, w) or (h, w, channels)
+        PIL images are read as 8-bit grey; arrays are averaged over their channels and used on
+        their own scale (give every image on one scale).
+
+    Returns
+    -------
+    ndarray of shape (n_images, 4)
+    """
+    out = []
+    for im in images:
+        if hasattr(im, "convert"):  # PIL: 8-bit grey (alpha and palettes resolved by Pillow)
+            a = np.asarray(im.convert("L"), dtype=np.float64)
+        else:
+            a = np.asarray(im, dtype=np.float64)
+            if a.ndim == 3:
+                a = a.mean(axis=2)
+        a = a.ravel()
+        if a.size == 0:
+            out.append([0.0, 0.0, 0.0, 0.0])
+            continue
+        lo, med, hi = np.percentile(a, [0.5, 50, 99.5])
+        out.append([med, a.std(), lo, hi])
+    return np.asarray(out, dtype=np.float64).reshape(-1, len(STATS))
+
+
+def grey_thumbnails(images: Iterable[Any], side: int = THUMB_SIDE) -> np.ndarray:
+    """Each image as a ``side`` x ``side`` grey thumbnail (the ``orient`` detector's pixels).
+
+    Parameters
+    ----------
+    images : iterable of PIL images or 2-D / 3-D arrays
+        Arrays are averaged over their channels and used on their own scale (give every image
+        on one scale); the aspect ratio is not kept.
+    side : int
+
+    Returns
+    -------
+    ndarray of shape (n_images, side, side), float32
+    """
+    from PIL import Image
+
+    out = []
+    for im in images:
+        if hasattr(im, "convert"):
+            a = np.asarray(im.convert("L"), dtype=np.float32)
+        else:
+            a = np.asarray(im, dtype=np.float32)
+            if a.ndim == 3:
+                a = a.mean(axis=2)
+        if a.shape != (side, side):
+            a = np.asarray(Image.fromarray(a, mode="F").resize((side, side),
+                                                              Image.Resampling.BILINEAR))
+        out.append(a)
+    return np.asarray(out, dtype=np.float32).reshape(-1, side, side)
+
+
+def _transform(T: np.ndarray, name: str) -> np.ndarray:
+    return {"rot90": lambda: np.rot90(T, 1, axes=(1, 2)),
+            "rot270": lambda: np.rot90(T, 3, axes=(1, 2)),
+            "mirror": lambda: T[:, :, ::-1], "flip": lambda: T[:, ::-1, :]}[name]()
+
+
+def _score_orient(T: np.ndarray, fit: np.ndarray, k: int, backend: str
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """How much closer an image's rotated or mirrored thumbnail lies to the collection than the
+    image itself: ``log(d / min_t d_t)``, ``d`` the mean distance to the k nearest fitted
+    thumbnails (never the image's own). Above 0: a turned version fits better."""
+    P = T.reshape(len(T), -1).astype(np.float32)
+    rows = np.flatnonzero(fit)
+    index = make_index(P[rows], backend=backend)
+    D, _, used = _neighbours(P, fit, k, backend, index=index)
+    d0 = D.mean(axis=1)
+    dt = np.stack([_neighbours(P, fit, k, backend, index=index,
+                               queries=np.ascontiguousarray(_transform(T, t)).reshape(len(T), -1)
+                               )[0].mean(axis=1) for t in ORIENT_TRANSFORMS])
+    tiny = 1e-12 + 1e-9 * float(np.median(d0))
+    score = np.log((d0 + tiny) / (dt.min(axis=0) + tiny))
+    return score, {"n_neighbors": k, "backend": used, "side": int(T.shape[1]),
+                   "best": [ORIENT_TRANSFORMS[j] for j in dt.argmin(axis=0)]}
+
+
+def _score_stats(S: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """The largest two-sided robust z-score of the image statistics (already a z-score: it is
+    not standardised again). Spreads under 1 % of the collection's range count as 1 %."""
+    rng_ = float(np.percentile(S[fit, 3], 99) - np.percentile(S[fit, 2], 1)) or 1.0
+    Z = np.stack([np.abs(robust_z(S[:, j], fit, STATS_MIN_SPREAD * rng_))
+                  for j in range(S.shape[1])])
+    which = Z.argmax(axis=0)
+    return Z.max(axis=0), {"statistics": list(STATS),
+                           "strongest": [STATS[j] for j in which]}
+
+
 def _check(X: Any, labels: Any, methods: Sequence[str], contamination: float, combine: str
            ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     X = np.asarray(X)
@@ -343,9 +475,11 @@ def _check(X: Any, labels: Any, methods: Sequence[str], contamination: float, co
 
 def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
                    methods: Sequence[str] = DEFAULT_METHODS, contamination: float = 0.04,
-                   random_state: int = 0, *, combine: str = "zmax",
+                   random_state: int = 0, *, combine: str = "tail",
                    n_neighbors: int | str = "auto",
-                   refit: int = 1, backend: str = "auto") -> OutlierResult:
+                   refit: int = 1, backend: str = "auto",
+                   image_stats: np.ndarray | None = None,
+                   thumbs: np.ndarray | None = None) -> OutlierResult:
     """Score every image by how little it fits the others; flag the top ``contamination`` share.
 
     Parameters
@@ -359,8 +493,10 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
     contamination : float in (0, 0.5]
         Share of images flagged.
     random_state : int
-    combine : {"zmax", "rank"}
-        Largest robust z-score of the detectors, or the mean of their rank percentiles.
+    combine : {"tail", "zmax", "rank"}
+        ``tail``: the largest of the detectors' robust z-scores, each divided by its own
+        :data:`TAIL_QUANTILE` percentile; ``zmax``: the largest robust z-score; ``rank``: the
+        mean of the detectors' rank percentiles.
     n_neighbors : int or "auto"
         k of the ``lof`` and ``knn`` detectors; ``auto``: :func:`auto_neighbors` (the number
         of images flagged, within 20..100).
@@ -368,6 +504,11 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
         Extra passes with the flagged images left out of every fit (0: one pass).
     backend : {"auto", "sklearn", "faiss"}
         Neighbour search of the ``lof`` and ``knn`` detectors.
+    image_stats : array-like of shape (n_images, 4), optional
+        :func:`image_statistics` of the images (rows as in ``X``). Needed by ``stats``, which
+        is left out without it.
+    thumbs : array-like of shape (n_images, side, side), optional
+        :func:`grey_thumbnails` of the images. Needed by ``orient``, left out without it.
 
     Returns
     -------
@@ -386,6 +527,28 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
         skipped["centre"] = "needs cluster labels"
         if not methods:
             raise ConfigError("the centre detector needs cluster labels; none were given")
+    S = None
+    if image_stats is not None:
+        S = np.asarray(image_stats, dtype=np.float64)
+        if S.ndim != 2 or S.shape[0] != X.shape[0] or not np.isfinite(S).all():
+            raise ConfigError(f"image_stats of shape {S.shape} must be finite, one row per "
+                              f"image ({X.shape[0]})")
+    elif "stats" in methods:
+        methods.remove("stats")
+        skipped["stats"] = "needs the images' statistics"
+    T = None
+    if thumbs is not None:
+        T = np.asarray(thumbs, dtype=np.float32)
+        if T.ndim != 3 or T.shape[0] != X.shape[0] or T.shape[1] != T.shape[2] \
+                or not np.isfinite(T).all():
+            raise ConfigError(f"thumbs of shape {T.shape} must be finite square thumbnails, "
+                              f"one per image ({X.shape[0]})")
+    elif "orient" in methods:
+        methods.remove("orient")
+        skipped["orient"] = "needs the images' thumbnails"
+    if not methods:
+        why = "; ".join(f"{m} {w}" for m, w in skipped.items())
+        raise ConfigError(f"no detector can run: {why}")
     n = X.shape[0]
     n_flag = n_flagged(n, contamination)
     if n_neighbors == "auto":
@@ -396,7 +559,7 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
         raise ConfigError(f"n_neighbors={n_neighbors!r} must be a positive integer or 'auto'")
     k = max(1, min(k, n - n_flag - 1))  # the refit leaves n - n_flag images in the index
     fit = np.ones(n, dtype=bool)
-    for _ in range(int(refit) + 1):
+    for step in range(int(refit) + 1):
         rng = np.random.default_rng(random_state)
         raw: dict[str, np.ndarray] = {}
         info: dict[str, Any] = {}
@@ -410,11 +573,22 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
                 raw[m], info[m] = _score_centre(X, fit, labels, contamination)
             elif m == "lof":
                 raw[m], info[m] = _score_lof(X, fit, k, backend)
+            elif m == "stats":
+                assert S is not None
+                raw[m], info[m] = _score_stats(S, fit)
+            elif m == "orient":
+                assert T is not None
+                raw[m], info[m] = _score_orient(T, fit, k, backend)
             else:
                 raw[m], info[m] = _score_knn(X, fit, k, backend)
-        z = {m: robust_z(s, fit, _min_scale(m, s, fit)) for m, s in raw.items()}
-        Zm = np.stack([z[m] for m in methods])
-        if combine == "zmax":
+        # the statistics' score is already a robust z-score
+        z = {m: s if m == "stats" else robust_z(s, fit, _min_scale(m, s, fit))
+             for m, s in raw.items()}
+        # first pass: every image is fitted, up to ``contamination`` of them outliers, so the
+        # tail is taken below that share; the refits take TAIL_QUANTILE of the images kept
+        q = TAIL_QUANTILE if step else min(TAIL_QUANTILE, 100 * (1 - contamination))
+        Zm = _scaled(z, methods, fit, combine, q)
+        if combine in ("zmax", "tail"):
             score = Zm.max(axis=0)
         else:
             from scipy.stats import rankdata
@@ -425,7 +599,14 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
         fit[order[:n_flag]] = False
     flagged = ~fit
     threshold = float(score[order[n_flag - 1]])
-    reason = _reasons(methods, raw, z, flagged, threshold, combine, contamination)
+    reason = _reasons(methods, raw, Zm, flagged, threshold, combine, contamination)
+    # which statistic, which turn: "stats:bright", "orient:rot90"
+    detail = {m: info[m][key] for m, key in (("stats", "strongest"), ("orient", "best"))
+              if m in info}
+    if detail:
+        reason = tuple("+".join(f"{p}:{detail[p][i]}" if p in detail else p
+                                for p in r.split("+")) if r else r
+                       for i, r in enumerate(reason))
     info["skipped"] = skipped
     info["refit"] = int(refit)
     return OutlierResult(score=score, flagged=flagged, reason=reason, method_scores=raw,
@@ -433,12 +614,22 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
                          combine=combine, info=info)
 
 
-def _reasons(methods: list[str], raw: dict[str, np.ndarray], z: dict[str, np.ndarray],
+def _scaled(z: dict[str, np.ndarray], methods: list[str], fit: np.ndarray, combine: str,
+            quantile: float) -> np.ndarray:
+    """The detectors' z-scores as combined: for ``tail`` each divided by its own ``quantile``
+    percentile over the fitted images (by 1 where that is not positive)."""
+    Zm = np.stack([z[m] for m in methods])
+    if combine == "tail":
+        q = np.percentile(Zm[:, fit], quantile, axis=1)
+        Zm = Zm / np.where(q > 1e-9, q, 1.0)[:, None]
+    return Zm
+
+
+def _reasons(methods: list[str], raw: dict[str, np.ndarray], Zm: np.ndarray,
              flagged: np.ndarray, threshold: float, combine: str, contamination: float
              ) -> tuple[str, ...]:
     """Per flagged image the detectors over the line, strongest first."""
-    Zm = np.stack([z[m] for m in methods])
-    if combine == "zmax":
+    if combine in ("zmax", "tail"):
         over = Zm >= threshold
     else:  # each detector's own top share
         n = Zm.shape[1]

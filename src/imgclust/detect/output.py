@@ -76,6 +76,16 @@ def read_thumb(source: Any, image_id: str, side: int = THUMB_SIDE) -> str:
         return thumb_html(None, getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}")
 
 
+def read_thumb_uri(source: Any, image_id: str, side: int = THUMB_SIDE) -> str | None:
+    """The image's ``data:`` thumbnail, or ``None`` when it cannot be read now."""
+    if source is None:
+        return None
+    try:
+        return thumb_uri(source.read(image_id)[1], side)
+    except IMAGE_ERRORS:
+        return None
+
+
 def esc(v: Any) -> str:
     # non-UTF-8 file names arrive as lone surrogates: show them as escapes, never fail
     return html.escape(str(v).encode("utf-8", "backslashreplace").decode("utf-8"), quote=True)

@@ -85,6 +85,9 @@ def build_report(run_dir: str | Path, *, progress: bool = False, map_method: str
         template = "compare.html.j2"
     else:
         ctx = _run_context(load_run(run_dir), progress, map_method, seed)
+        from imgclust.report.detect import detect_context  # outliers / duplicates sections
+
+        ctx["detect"] = detect_context(run_dir)
         template = "report.html.j2"
     _copy_plotly(run_dir)
     ctx["build_seconds"] = time.perf_counter() - t0
