@@ -96,11 +96,11 @@ def bench_outliers(seeds: int) -> None:
     else:
         print(f"(skipped MNIST-10k: {MNIST} not found)")
     configs = [  # name, outlier_scores keyword arguments
-        ("default (pca, centre, lof, stats, orient; tail, refit 1)", {}),
+        ("default (pca, centre, lof, stats, orient; tail, one pass)", {}),
         ("before stop 11 (gmm, pca, centre, lof; zmax)",
-         {"methods": ("gmm", "pca", "centre", "lof"), "combine": "zmax"}),
-        ("zmax combination", {"combine": "zmax"}),
-        ("no refit", {"refit": 0}),
+         {"methods": ("gmm", "pca", "centre", "lof"), "combine": "zmax", "refit": 1}),
+        ("zmax combination, one refit", {"combine": "zmax", "refit": 1}),
+        ("one refit", {"refit": 1}),
     ]
     rows = []
     for name, images, target in sets:

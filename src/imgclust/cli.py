@@ -313,7 +313,7 @@ def bench(
                                        "logistic regression on k-means distances (k by 3-fold grid "
                                        "search) against one on the plain features (-f, default "
                                        "pixels)."),
-    k_grid: str = typer.Option("50:150:25", metavar="LOW:HIGH:STEP",
+    k_grid: str = typer.Option("100:200:50", metavar="LOW:HIGH:STEP",
                                help="The k's of --cluster-features' grid search (each with "
                                "C in 1, 10, 100)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", parser=_out_dir,
@@ -610,6 +610,9 @@ def outliers(
         console.print(f"  {score:8.2f}  {safe_text(i)}  ({reason})", markup=False)
     console.print(f"written to {safe_text(str(out / OUTLIERS_CSV))} and {OUTLIERS_HTML}",
                   markup=False)
+    if rep.run_report:
+        console.print(f"gallery added to {safe_text(str(Path(source) / 'report.html'))}",
+                      markup=False)
 
 
 def _similarity_option(text: str) -> float | str | None:
@@ -623,7 +626,7 @@ def _similarity_option(text: str) -> float | str | None:
 
 @app.command()
 def duplicates(
-    source: str = typer.Argument(..., help="Folder, .npz file or dataset:NAME."),
+    source: str = typer.Argument(..., help="Folder, .npz file or dataset:NAME, or a run directory (its source; the groups join its report.html)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for duplicates.csv and duplicates.html (new, empty or an earlier duplicates')."),
     radius: int = typer.Option(10, help="Largest Hamming distance of two 64-bit perceptual hashes."),
     keep: str = typer.Option("largest", help="Image kept in a group: largest, oldest or first."),
@@ -656,6 +659,9 @@ def duplicates(
             err.print(f"  not copied {safe_text(i)}: {safe_text(why)}", markup=False)
     console.print(f"written to {safe_text(str(out / DUPLICATES_CSV))} and {DUPLICATES_HTML}",
                   markup=False)
+    if rep.run_report:
+        console.print(f"groups added to {safe_text(str(Path(source) / 'report.html'))}",
+                      markup=False)
     if rep.not_exported:
         raise ImgclustError(f"{len(rep.not_exported)} files could not be copied to "
                             f"{out / UNIQUE} (listed above)")

@@ -132,8 +132,12 @@ def test_one_far_point_is_first_and_each_detector_sees_it(rng):
     assert int(res.ranking()[0]) == 17 and res.flagged[17]
     assert res.info["skipped"] == {"stats": "needs the images' statistics",
                                    "orient": "needs the images' thumbnails"}
-    for m in res.methods:  # every detector ranks it first on its own
-        assert int(np.argmax(res.method_scores[m])) == 17, m
+    # with one refit (the far point left out of the fits) every detector ranks it first on its
+    # own; in one pass (the default) it pulls the PCA towards itself, and only the combination
+    # is sure to rank it first
+    again = outlier_scores(X, labels, contamination=0.01, refit=1)
+    for m in again.methods:
+        assert int(np.argmax(again.method_scores[m])) == 17, m
     assert res.threshold <= res.score[17]
     assert res.flagged.sum() == 3
 
@@ -215,8 +219,8 @@ def test_equal_groups_are_not_outliers(rng):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(contamination=0), r"contamination=0 must be in \(0, 0.5\]"),
     (dict(contamination=0.7), r"contamination=0.7"),
-    (dict(methods=["nope"]), r"outlier methods \['nope'\]; valid: gmm, pca, centre, lof, knn, stats, "
-     "orient"),
+    (dict(methods=["nope"]),
+     r"outlier methods \['nope'\]; valid: gmm, pca, centre, lof, knn, stats, orient"),
     (dict(combine="sum"), r"combine='sum'; valid: tail, zmax, rank"),
     (dict(n_neighbors=0), r"n_neighbors=0 must be a positive integer"),
     (dict(labels=np.zeros(3)), r"3 labels for 50 images"),

@@ -56,6 +56,7 @@ def test_outliers_and_duplicates_join_the_run_report(tmp_path, run_with_report):
     assert parse(run_dir / "report.html").find(".//h:section[@id='outliers']", NS) is None
     res = imgclust("outliers", str(run_dir), "--out", str(tmp_path / "o"), "-q")
     assert res.returncode == 0, res.stderr
+    assert f"gallery added to {run_dir / 'report.html'}" in res.stdout
     # its own report: a self-contained gallery (thumbnails embedded)
     own = parse(tmp_path / "o" / "outliers.html")
     assert len(data_images(own)) >= 1
@@ -74,6 +75,7 @@ def test_outliers_and_duplicates_join_the_run_report(tmp_path, run_with_report):
 
     res = imgclust("duplicates", str(run_dir), "--out", str(tmp_path / "d"))
     assert res.returncode == 0, res.stderr
+    assert f"groups added to {run_dir / 'report.html'}" in res.stdout
     own = parse(tmp_path / "d" / "duplicates.html")
     assert len(data_images(own)) == 2
     assert "duplicates.json" in json.loads((run_dir / "run.json").read_text())["written"]
@@ -92,6 +94,7 @@ def test_a_users_file_in_the_run_dir_is_left_alone(tmp_path, run_with_report):
     res = imgclust("outliers", str(run_dir), "--out", str(tmp_path / "o"), "-q")
     assert res.returncode == 0, res.stderr
     assert (run_dir / "outliers.json").read_text() == "mine"
+    assert "gallery added" not in res.stdout
     assert "outliers.json" not in json.loads((run_dir / "run.json").read_text())["written"]
     assert parse(run_dir / "report.html").find(".//h:section[@id='outliers']", NS) is None
     assert (tmp_path / "o" / "outliers.html").is_file()

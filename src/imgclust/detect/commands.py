@@ -136,8 +136,8 @@ def run_outliers(source: str | Path, out: str | Path, *, contamination: float = 
     if origin == "run":  # the gallery joins the run's report (a file its manifest lists)
         from imgclust.report.detect import rebuild_if_present, record_outliers
 
-        record_outliers(source, report, src, out / OUTLIERS_HTML)
-        report.run_report = rebuild_if_present(source)
+        if record_outliers(source, report, src, out / OUTLIERS_HTML) is not None:
+            report.run_report = rebuild_if_present(source)
     return report
 
 
@@ -316,8 +316,8 @@ def run_duplicates(source: str | Path, out: str | Path, *, radius: int = 10,
     if run_dir is not None:  # the groups join the run's report (a file its manifest lists)
         from imgclust.report.detect import rebuild_if_present, record_duplicates
 
-        record_duplicates(run_dir, res, src, out / DUPLICATES_HTML)
-        rep.run_report = rebuild_if_present(run_dir)
+        if record_duplicates(run_dir, res, src, out / DUPLICATES_HTML) is not None:
+            rep.run_report = rebuild_if_present(run_dir)
     return rep
 
 

@@ -33,9 +33,10 @@ A group of similar outliers (twenty inverted images, say) masks itself: it gets 
 component or cluster, its own principal direction, and its members are each other's
 neighbours. Two rules work against that. A cluster or mixture component holding fewer than
 ``contamination`` of the images is treated as an outlier group (its members are measured against
-the other clusters / components). And the detectors are fitted twice (``refit=1``): after the
-first pass the top ``contamination`` share is left out of every fit and of the neighbour index,
-and all images are scored again against what remains.
+the other clusters / components). And the detectors can be fitted twice (``refit=1``): after
+the first pass the top ``contamination`` share is left out of every fit and of the neighbour
+index, and all images are scored again against what remains (it lifted ``zmax`` from 0.84 to
+0.87 on digits; with ``tail``, the default, one pass did better: 0.95 against 0.93).
 
 The default combination (``combine="tail"``) is the largest of the detectors' robust z-scores
 (median and MAD over the fitted images), each first divided by its own 99th percentile over the
@@ -477,7 +478,7 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
                    methods: Sequence[str] = DEFAULT_METHODS, contamination: float = 0.04,
                    random_state: int = 0, *, combine: str = "tail",
                    n_neighbors: int | str = "auto",
-                   refit: int = 1, backend: str = "auto",
+                   refit: int = 0, backend: str = "auto",
                    image_stats: np.ndarray | None = None,
                    thumbs: np.ndarray | None = None) -> OutlierResult:
     """Score every image by how little it fits the others; flag the top ``contamination`` share.
@@ -501,7 +502,9 @@ def outlier_scores(X: np.ndarray, labels: np.ndarray | None = None,
         k of the ``lof`` and ``knn`` detectors; ``auto``: :func:`auto_neighbors` (the number
         of images flagged, within 20..100).
     refit : int
-        Extra passes with the flagged images left out of every fit (0: one pass).
+        Extra passes with the flagged images left out of every fit (0, the default: one pass;
+        with the ``tail`` combination one pass was as good or better on digits and MNIST-10k,
+        and the refit helps ``zmax``).
     backend : {"auto", "sklearn", "faiss"}
         Neighbour search of the ``lof`` and ``knn`` detectors.
     image_stats : array-like of shape (n_images, 4), optional
