@@ -164,7 +164,16 @@ def spectral(X: np.ndarray, seed: int, k: int | str, rule: str = "graph") -> tup
     return est.n_clusters_, est.labels_
 
 
-def score_set(name: str, seed: int) -> list[dict[str, Any]]:
+#: the rules score_set knows, in its order
+RULES = ("sil-umap", "sil-pca", "sil-cos", "gap", "stability", "bic", "density", "elbow",
+         "eigengap", "graph", "consensus", "med3-umap", "true-k umap", "true-k pca",
+         "true-k spectral")
+CONSENSUS = ("sil-pca", "gap", "stability", "bic", "eigengap", "density", "elbow")
+MED3 = ("sil-umap", "bic", "elbow")
+
+
+def score_set(name: str, seed: int, only: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every rule's (or those in ``only``'s) row for one set and seed."""
     from imgclust.evaluate.metrics import hungarian_accuracy
 
     X, y = features(name)
@@ -182,33 +191,43 @@ def score_set(name: str, seed: int) -> list[dict[str, Any]]:
                      "acc_umap": hungarian_accuracy(y, lab_u),
                      "s": round(time.perf_counter() - t0, 2)})
 
+    want = set(RULES) if only is None else set(only)
+    need = want | (set(CONSENSUS) if "consensus" in want else set()) | (
+        set(MED3) if "med3-umap" in want else set())
     sil = lambda A, l: silhouette_score(A, l)  # noqa: E731
-    t = time.perf_counter(); k, lab = sweep(um, seed, sil); add("sil-umap", k, lab, t)
-    t = time.perf_counter(); k, lab = sweep(pca, seed, sil); add("sil-pca", k, lab, t)
-    t = time.perf_counter()
-    k, lab = sweep(cos, seed, lambda A, l: silhouette_score(A, l, metric="cosine"))
-    add("sil-cos", k, lab, t)
     ks: dict[str, int] = {}
+    sweeps = {"sil-umap": (um, sil), "sil-pca": (pca, sil),
+              "sil-cos": (cos, lambda A, l: silhouette_score(A, l, metric="cosine"))}
+    for rule, (A, score) in sweeps.items():
+        if rule in need:
+            t = time.perf_counter()
+            ks[rule], lab = sweep(A, seed, score)
+            add(rule, ks[rule], lab, t)
     for rule, fn in (("gap", lambda: gap_k(pca, seed)), ("stability", lambda: stability_k(pca, seed)),
                      ("bic", lambda: bic_k(um, seed)), ("density", lambda: density_k(um)),
                      ("elbow", lambda: elbow_k(um, seed))):
-        t = time.perf_counter()
-        ks[rule] = fn()
-        native = km(pca, ks[rule], seed) if rule in ("gap", "stability") else None
-        add(rule, ks[rule], native, t)
+        if rule in need:
+            t = time.perf_counter()
+            ks[rule] = fn()
+            native = km(pca, ks[rule], seed) if rule in ("gap", "stability") else None
+            add(rule, ks[rule], native, t)
     for rule in ("eigengap", "graph"):
-        t = time.perf_counter()
-        k, lab = spectral(pca, seed, "auto", rule)
-        ks[rule] = k
-        add(rule, k, lab, t)
-    ks["sil-pca"] = next(r["k"] for r in rows if r["rule"] == "sil-pca")
-    kc = int(np.median([ks[r] for r in ("sil-pca", "gap", "stability", "bic", "eigengap",
-                                        "density", "elbow")]))
-    add("consensus", kc)
+        if rule in need:
+            t = time.perf_counter()
+            ks[rule], lab = spectral(pca, seed, "auto", rule)
+            add(rule, ks[rule], lab, t)
+    if "consensus" in want:
+        add("consensus", int(np.median([ks[r] for r in CONSENSUS])))
+    if "med3-umap" in want:  # the median of three cheap rules in UMAP space
+        add("med3-umap", int(np.median([ks[r] for r in MED3])))
     # ceilings at the true k
-    add("true-k umap", k_true)
-    add("true-k pca", k_true, km(pca, k_true, seed))
-    add("true-k spectral", k_true, spectral(pca, seed, k_true)[1])
+    if "true-k umap" in want:
+        add("true-k umap", k_true)
+    if "true-k pca" in want:
+        add("true-k pca", k_true, km(pca, k_true, seed))
+    if "true-k spectral" in want:
+        add("true-k spectral", k_true, spectral(pca, seed, k_true)[1])
+    rows = [r for r in rows if r["rule"] in want]
     return rows
 
 
@@ -238,9 +257,18 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--features-only", action="store_true")
+    ap.add_argument("--rules", nargs="+", choices=RULES, default=None,
+                    help="score only these rules (and what they need)")
+    ap.add_argument("--table", nargs="+", type=Path, default=None,
+                    help="print the table of these JSON results and exit")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     rows: list[dict[str, Any]] = []
+    if args.table:
+        for p in args.table:
+            rows += json.loads(p.read_text())
+        print(table(rows))
+        return
     for name in args.sets:
         t = time.perf_counter()
         X, y = features(name)
@@ -250,7 +278,7 @@ def main() -> None:
         return
     for seed in args.seeds:  # seed outermost: every set's first seed comes first
         for name in args.sets:
-            new = score_set(name, seed)
+            new = score_set(name, seed, set(args.rules) if args.rules else None)
             print(f"{name} seed {seed}: " + ", ".join(
                 f"{r['rule']} k={r['k']} {r['acc']:.3f}" for r in new), flush=True)
             rows += new
