@@ -61,7 +61,7 @@ Examples
 >>> X[7] += 12
 >>> res = outlier_scores(X, contamination=0.01)
 >>> int(res.ranking()[0]), res.reason[7], res.methods
-(7, 'lof+pca', ('pca', 'lof'))
+(7, 'lof', ('pca', 'lof'))
 """
 from __future__ import annotations
 
