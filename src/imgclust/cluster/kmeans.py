@@ -34,16 +34,19 @@ CLUSTERERS.add(
 class FaissKMeans(ClusterMixin, BaseEstimator):
     """k-means by faiss (``faiss.Kmeans``): for hundreds of thousands to millions of images.
 
-    Lloyd's iterations on faiss' multithreaded BLAS, from ``n_init`` random starts (the
-    lowest inertia kept); as faiss does, each start trains on at most
+    Lloyd's iterations on faiss' multithreaded BLAS, from ``n_init`` starts (the lowest
+    training objective kept), each seeded by k-means++ on a sample of 16 rows a centre; as
+    faiss does, each start trains on at most
     ``max_points_per_centroid * n_clusters`` images drawn at random (all of them below that),
     then every image is assigned to its nearest centre. No matrix of pairwise distances.
 
     Parameters
     ----------
     n_clusters : int, default=8
+    init : {"k-means++", "random"}, default="k-means++"
+        Starting centres: scikit-learn's k-means++ on a sample, or faiss' k random rows.
     n_init : int, default=1
-        Starts (faiss' ``nredo``).
+        Starts.
     max_iter : int, default=25
         Iterations per start (faiss' ``niter``).
     max_points_per_centroid : int, default=256
@@ -67,9 +70,11 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
     2
     """
 
-    def __init__(self, n_clusters: int = 8, n_init: int = 1, max_iter: int = 25,
-                 max_points_per_centroid: int = 256, random_state: int | None = None) -> None:
+    def __init__(self, n_clusters: int = 8, init: str = "k-means++", n_init: int = 1,
+                 max_iter: int = 25, max_points_per_centroid: int = 256,
+                 random_state: int | None = None) -> None:
         self.n_clusters = n_clusters
+        self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
         self.max_points_per_centroid = max_points_per_centroid
@@ -80,6 +85,8 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
+        if self.init not in ("k-means++", "random"):
+            raise ValueError(f"init={self.init!r}; valid: k-means++, random")
         check_random_state(self.random_state)
 
     def fit(self, X: Any, y: Any = None) -> "FaissKMeans":
@@ -93,13 +100,22 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
         if n < k:
             raise ValueError(f"n_samples={n} should be >= n_clusters={k} "
                              "(fewer images than clusters)")
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        km = faiss.Kmeans(d, k, niter=int(self.max_iter), nredo=int(self.n_init), seed=seed,
-                          max_points_per_centroid=int(self.max_points_per_centroid),
-                          min_points_per_centroid=1, verbose=False)
-        km.train(X)
+        rs = check_random_state(self.random_state)
+        best: tuple[float, np.ndarray] | None = None
+        for _ in range(int(self.n_init)):
+            seed = int(rs.randint(2**31 - 1))
+            km = faiss.Kmeans(d, k, niter=int(self.max_iter), nredo=1, seed=seed,
+                              max_points_per_centroid=int(self.max_points_per_centroid),
+                              min_points_per_centroid=1, verbose=False)
+            if self.init == "k-means++":
+                km.train(X, init_centroids=_plusplus(X, k, seed))
+            else:
+                km.train(X)
+            obj = float(km.obj[-1]) if len(km.obj) else float("inf")
+            if best is None or obj < best[0]:
+                best = (obj, np.array(km.centroids, dtype=np.float32).reshape(k, d))
+        self.cluster_centers_ = best[1]
         self.n_iter_ = int(self.max_iter)  # faiss runs every iteration (no tolerance)
-        self.cluster_centers_ = np.array(km.centroids, dtype=np.float32).reshape(k, d)
         dist, self.labels_ = self._assign(X)
         self.inertia_ = float(dist.sum(dtype=np.float64))
         return self
@@ -125,6 +141,22 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
         return self.fit(X).labels_
 
 
+def _plusplus(X: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means++ starting centres (scikit-learn's) from a random sample of 16 rows a centre.
+
+    faiss' own start, k random rows, left twice the ideal inertia on 1M rows around 1,000
+    centres (bench/scale.py); k-means++ from a 16k sample came within 6 % of it at 200k x 300
+    for the same CPU time.
+    """
+    from sklearn.cluster import kmeans_plusplus
+
+    m = min(len(X), 16 * k)
+    rows = np.random.default_rng(seed).choice(len(X), m, replace=False) if m < len(X) \
+        else np.arange(len(X))
+    centres, _ = kmeans_plusplus(X[rows], k, random_state=seed)
+    return np.ascontiguousarray(centres, dtype=np.float32)
+
+
 def _faiss() -> Any:
     try:
         import faiss
@@ -140,7 +172,7 @@ CLUSTERERS.add(
     defaults={"n_init": 3},
     about="k-means by faiss: millions of images, multithreaded.\n\n"
           "k-means (faiss): Lloyd's iterations on faiss' multithreaded kernels, each start "
-          "trained on at most 256 images per centre drawn at random (best of n_init=3 "
-          "starts), then every image "
+          "trained on at most 256 images per centre drawn at random, from k-means++ starts "
+          "(best of n_init=3), then every image "
           "assigned to its nearest centre. For hundreds of thousands of images and more; "
           "scikit-learn's kmeans is more exact below that.")
