@@ -4,6 +4,8 @@
     python bench/detect_bench.py duplicates [--seeds 1]   planted near-duplicates in MNIST-10k
     python bench/detect_bench.py hashsearch [--n 100000]  radius search on synthetic hashes
     python bench/detect_bench.py all
+    python bench/detect_bench.py outliers --seed-list 3,4,5 --only-default
+    python bench/detect_bench.py clusterfeatures --seed-list 3,4,5   k-means distances + LR, digits
 
 Each prints Markdown tables (figures recorded in BENCHMARKS.md). MNIST-10k is
 ../shared/datasets/mnist10k.npz (skipped when absent).
@@ -80,7 +82,7 @@ def _default_features(imgs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return res.features_.X, res.labels_, "auto: " + spec
 
 
-def bench_outliers(seeds: int) -> None:
+def bench_outliers(seeds: int | list[int], only_default: bool = False) -> None:
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_digits
     from threadpoolctl import threadpool_limits
@@ -102,12 +104,15 @@ def bench_outliers(seeds: int) -> None:
         ("zmax combination, one refit", {"combine": "zmax", "refit": 1}),
         ("one refit", {"refit": 1}),
     ]
+    if only_default:
+        configs = configs[:1]
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     rows = []
     for name, images, target in sets:
         for feats in ("pixels", "default"):
             if feats == "default" and name != "digits":
                 continue  # the HOG pipeline on 10k images x 5 seeds: left out (see BENCHMARKS)
-            for seed in range(seeds):
+            for seed in seed_list:
                 imgs, planted, idx, kinds = perturb(images, target, seed)
                 top = int(planted.sum())
                 if feats == "pixels":
@@ -140,16 +145,17 @@ def bench_outliers(seeds: int) -> None:
                                                      .mean()) for m, s in res.method_scores.items()}
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
-    print("\n| data | features | score | precision at 5 % (mean ± sd, min) | rot90 / mirror / "
-          "darken / invert found (mean of ~n each) | seconds |")
+    print("\n| data | features | score | precision at 5 % (mean ± sd, min; per seed) | rot90 / "
+          "mirror / darken / invert found (mean of ~n each) | seconds |")
     print("|---|---|---|---|---|---|")
     keys = list(dict.fromkeys((r["data"], r["features"], r["config"]) for r in rows))
     for key in keys:
         rs = [r for r in rows if (r["data"], r["features"], r["config"]) == key]
         p = np.array([r["precision"] for r in rs])
         kinds = " / ".join(f"{np.mean([r['kinds'][k] for r in rs]):.1f}" for k in KINDS)
+        per = ", ".join(f"{x:.3f}" for x in p)
         print(f"| {key[0]} | {key[1]} | {key[2]} | {p.mean():.3f} ± {p.std():.3f}, "
-              f"{p.min():.3f} | {kinds} (of {rs[0]['per_kind']}) | "
+              f"{p.min():.3f} ({per}) | {kinds} (of {rs[0]['per_kind']}) | "
               f"{np.mean([r['seconds'] for r in rs]):.1f} |")
     print("\nEach detector alone (default run, precision at 5 %, mean over seeds):\n")
     print("| data | features | " + " | ".join(rows[0]["detectors"]) + " |")
@@ -158,6 +164,22 @@ def bench_outliers(seeds: int) -> None:
         rs = [r for r in rows if "detectors" in r and (r["data"], r["features"]) == (data, feats)]
         print(f"| {data} | {feats} | " + " | ".join(
             f"{np.mean([r['detectors'][m] for r in rs]):.3f}" for m in rs[0]["detectors"]) + " |")
+
+
+def bench_cluster_features(seeds: list[int]) -> None:
+    """``imgclust bench dataset:digits --cluster-features -f pixels`` on the given seeds (the
+    CLI's ``--seeds N`` runs 0..N-1), with the default k grid."""
+    from imgclust.bench import clusters_as_features, cluster_features_summary
+
+    show = lambda r: print(json.dumps(r), file=sys.stderr, flush=True)  # noqa: E731
+    rows = clusters_as_features(["dataset:digits"], ["pixels"], seeds=seeds, on_row=show)
+    for g in cluster_features_summary(rows):
+        per = {m: ", ".join(f"{r['test_acc']:.3f}" for r in rows if r["method"] == m)
+               for m in ("logreg", "kmeans+logreg")}
+        print(f"| {g['data']} | {g['features']} | {g['plain']['acc']:.3f} ± "
+              f"{g['plain']['acc_sd']:.3f} ({per['logreg']}) | {g['clustered']['acc']:.3f} ± "
+              f"{g['clustered']['acc_sd']:.3f} ({per['kmeans+logreg']}) | k {g['k']} | "
+              f"{100 * g['plain_error']:.1f} % -> {100 * g['clustered_error']:.1f} % |")
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -322,14 +344,22 @@ def main() -> None:
         _search_child(int(sys.argv[2]), sys.argv[3])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["outliers", "duplicates", "hashsearch", "all"])
+    ap.add_argument("what", choices=["outliers", "duplicates", "hashsearch", "clusterfeatures",
+                                     "all"])
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--seed-list", default=None,
+                    help="comma-separated seeds (outliers, clusterfeatures), e.g. 3,4,5")
+    ap.add_argument("--only-default", action="store_true",
+                    help="outliers: the default configuration only")
     ap.add_argument("--n", type=int, default=100_000)
     a = ap.parse_args()
     print(f"imgclust detect bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    seed_list = [int(x) for x in a.seed_list.split(",")] if a.seed_list else None
     if a.what in ("outliers", "all"):
-        bench_outliers(a.seeds or 5)
+        bench_outliers(seed_list or (a.seeds or 5), a.only_default)
+    if a.what == "clusterfeatures":
+        bench_cluster_features(seed_list or list(range(a.seeds or 3)))
     if a.what in ("duplicates", "all"):
         bench_duplicates(a.seeds or 1)
     if a.what in ("hashsearch", "all"):
