@@ -343,6 +343,8 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                     img = img.resize(_fit(img.size, _SAMPLE_FACTOR * max_side),
                                      Image.Resampling.NEAREST)
             img = to_rgb(img)
+            if img is im:  # a plain image, not the file's object: Pillow's WebP file object
+                img = im.copy()  # keeps its decoder and the full-size frame (150 MB at 4096²)
     except DecodeError:
         raise
     except _OverBudget:
