@@ -19,6 +19,7 @@ Rules (k searched in 2..15; labels are used only for scoring):
 - ``eigengap`` / ``graph``: ``knn-spectral`` on PCA-50 (10-NN graph) with its own rules;
 - ``density``: HDBSCAN's count of dense groups in UMAP-10 (min cluster 2 %), then k-means;
 - ``elbow``: the knee of k-means' within-cluster sum of squares in UMAP-10;
+- ``log-elbow``: the knee of its logarithm over k = 1..15 (k = 1: the total sum of squares);
 - ``consensus``: the median k of sil-pca, gap, stability, bic, eigengap, density, elbow,
   k-means in UMAP-10 at that k.
 
@@ -57,8 +58,20 @@ CACHE = Path("/work/bench-data/features")
 K_RANGE = range(2, 16)
 
 
+#: folders of 2 and 3 classes, taken from the sets (``set[class+class]``): does a rule find few?
+SUBSETS = ("mixed[wallpapers+flags]", "mixed[clipart+icons]", "wesnoth[portraits+terrain]",
+           "emoji[flags+food_drink]", "mixed[wallpapers+sprites+flags]",
+           "wesnoth[units+portraits+attacks]")
+
+
 def features(name: str, root: Path = SETS, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray]:
-    """The set's CNN features (cached) and its labels (class folder names)."""
+    """The set's CNN features (cached) and its labels (class folder names); ``set[a+b]``: only
+    the images of classes a and b."""
+    if name.endswith("]"):
+        base, classes = name[:-1].split("[")
+        X, y = features(base, root, cache)
+        keep = np.isin(y, classes.split("+"))
+        return X[keep], y[keep]
     d = cache / name
     if (d / "cnn.npy").is_file():
         return np.load(d / "cnn.npy"), np.load(d / "labels.npy")
@@ -151,6 +164,16 @@ def elbow_k(X: np.ndarray, seed: int) -> int:
     return ks[knee(ks, w)]
 
 
+def log_elbow_k(X: np.ndarray, seed: int) -> int:
+    """The knee of log inertia over k = 1..15 (k = 1: the total sum of squares), at least 2."""
+    from imgclust.cluster.select_k import knee, within_ss
+
+    ks = [1] + list(K_RANGE)
+    w = [within_ss(X, np.zeros(len(X), int))] + [
+        KMeans(k, n_init=3, random_state=seed).fit(X).inertia_ for k in K_RANGE]
+    return max(2, ks[knee(ks, np.log(w))])
+
+
 def density_k(X: np.ndarray) -> int:
     mcs = max(5, round(0.02 * len(X)))
     lab = HDBSCAN(min_cluster_size=mcs, min_samples=10).fit_predict(X)
@@ -166,7 +189,7 @@ def spectral(X: np.ndarray, seed: int, k: int | str, rule: str = "graph") -> tup
 
 #: the rules score_set knows, in its order
 RULES = ("sil-umap", "sil-pca", "sil-cos", "gap", "stability", "bic", "density", "elbow",
-         "eigengap", "graph", "consensus", "med3-umap", "true-k umap", "true-k pca",
+         "eigengap", "graph", "consensus", "med3-umap", "log-elbow", "true-k umap", "true-k pca",
          "true-k spectral")
 CONSENSUS = ("sil-pca", "gap", "stability", "bic", "eigengap", "density", "elbow")
 MED3 = ("sil-umap", "bic", "elbow")
@@ -205,7 +228,8 @@ def score_set(name: str, seed: int, only: set[str] | None = None) -> list[dict[s
             add(rule, ks[rule], lab, t)
     for rule, fn in (("gap", lambda: gap_k(pca, seed)), ("stability", lambda: stability_k(pca, seed)),
                      ("bic", lambda: bic_k(um, seed)), ("density", lambda: density_k(um)),
-                     ("elbow", lambda: elbow_k(um, seed))):
+                     ("elbow", lambda: elbow_k(um, seed)),
+                     ("log-elbow", lambda: log_elbow_k(um, seed))):
         if rule in need:
             t = time.perf_counter()
             ks[rule] = fn()
@@ -253,7 +277,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="+", default=list(NAMES))
+    ap.add_argument("--sets", nargs="+", default=list(NAMES),
+                    help="set names, or set[class+class] subsets; 'subsets': the SUBSETS")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--features-only", action="store_true")
@@ -269,6 +294,8 @@ def main() -> None:
             rows += json.loads(p.read_text())
         print(table(rows))
         return
+    if args.sets == ["subsets"]:
+        args.sets = list(SUBSETS)
     for name in args.sets:
         t = time.perf_counter()
         X, y = features(name)

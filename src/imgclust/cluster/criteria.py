@@ -306,6 +306,48 @@ class Aic(_Information):
                "clusters")
 
 
+@register
+class LogElbow(_Sweep):
+    """The elbow of log inertia, counted from one cluster (issue 12's default for photos).
+
+    The curve is ``log(inertia)`` against k, with k = 1 (the images' total sum of squares)
+    in front of the sweep; its knee (:func:`imgclust.cluster.select_k.knee`) is k, at least the
+    sweep's smallest. On the log scale one far group's split (k = 1 to 2) does not dwarf the
+    later ones, so k is not pulled to 2 as silhouette is; and, unlike ``elbow`` (whose curve
+    starts at the sweep's first k), k = 2 can be chosen. Measured on six real folders and
+    synthetic blobs: BENCHMARKS.md, "Real folders and the k rule (issue 12)".
+    """
+
+    name = "log-elbow"
+    rule = "the elbow of the log-inertia curve from one cluster on"
+    column = "inertia"
+    meaning = ("the bend of the within-cluster spread (inertia) curve on a log scale, counted "
+               "from one cluster (the images' whole spread): the k after which more clusters "
+               "stop paying")
+
+    def columns(self, X: np.ndarray, labels: np.ndarray, est: Any,
+                random_state: int = 0) -> dict[str, Any]:
+        from imgclust.cluster.select_k import within_ss
+
+        inertia = getattr(est, "inertia_", None)
+        return {"inertia": float(inertia if inertia is not None else within_ss(X, labels)),
+                "total_ss": within_ss(X, np.zeros(len(X), dtype=int))}
+
+    def pick(self, table: Sequence[Mapping[str, Any]]) -> int | None:
+        from imgclust.cluster.select_k import knee
+
+        if not table or any(r.get("inertia") is None or r.get("total_ss") is None
+                            for r in table):
+            return None
+        ks = [int(r["k"]) for r in table]
+        total = float(table[0]["total_ss"])
+        if total <= 0:
+            return None  # identical images: no spread to split
+        ys = np.log(np.maximum([total] + [float(r["inertia"]) for r in table], total * 1e-12))
+        i = knee([1] + ks, ys)
+        return ks[max(i - 1, 0)]  # the knee at k = 1 means the smallest k tried
+
+
 # --- density ------------------------------------------------------------------------------------
 
 @register
