@@ -351,7 +351,10 @@ class OnnxExtractor(ImageExtractor):
 
     def _file_digest(self) -> str:
         path = Path(str(self.path)).expanduser()
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError:  # not there (yet): the key of its name; the step refuses it in fit
+            return f"missing:{path}"
         stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if getattr(self, "_digest_for_", None) != stamp:
             h = hashlib.sha256()
