@@ -53,7 +53,7 @@ def test_method_rule(rng):
     photo_spec, _ = choose_features(photos(rng))  # CNN (or 32 px) features: not dense groups
     for spec in (photo_spec, "cnn,pca:50,umap:10", "pixels:32,pca:0.9"):
         method, criterion, why = choose_method(spec)
-        assert (method, criterion) == ("kmeans", "elbow") and "elbow" in why
+        assert (method, criterion) == ("kmeans", "log-elbow") and "elbow" in why
 
 
 def make_glyph_folder(root, n=40, side=28, seed=0):

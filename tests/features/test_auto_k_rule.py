@@ -1,4 +1,4 @@
-"""The photo default's k rule (issue 12): k-means with k by the elbow, which one far group does
+"""The photo default's k rule (issue 12): k-means with k by the log-elbow, which one far group does
 not pull to k = 2 as silhouette does."""
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ def far_group_images(path, n=30, seed=0):
     np.savez(path, images=imgs.astype(np.uint8), labels=labels)
 
 
-def test_photo_default_criterion_is_the_elbow():
+def test_photo_default_criterion_is_the_log_elbow():
     for spec in ("cnn,pca:50,umap:10", "pixels:32,pca:0.9", "cnn,pca:50"):
         method, criterion, why = choose_method(spec)
-        assert (method, criterion) == ("kmeans", "elbow") and "elbow" in why
+        assert (method, criterion) == ("kmeans", "log-elbow") and "log-inertia" in why
 
 
 def test_one_far_group_does_not_collapse_k_to_two(tmp_path):
@@ -41,4 +41,4 @@ def test_one_far_group_does_not_collapse_k_to_two(tmp_path):
         summary = json.loads((out / "summary.json").read_text())
         ks[crit] = (summary["n_clusters"], summary["k"]["criterion"])
     assert ks["silhouette"] == (2, "silhouette")  # the failure issue 12 reported
-    assert ks["auto"] == (5, "elbow")
+    assert ks["auto"] == (5, "log-elbow")
