@@ -200,7 +200,11 @@ def run(
 
 
 def _print_k_hint(summary: dict[str, Any], out: Path) -> None:
-    """Where the k criteria disagreed, say so and give the command that tries the other k."""
+    """Where the k criteria disagreed, say so and give the command that tries the other k; what
+    was sampled on a large run."""
+    note = summary.get("k", {}).get("note")
+    if note:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     dis = summary.get("k", {}).get("disagreement")
     if not dis:
         return

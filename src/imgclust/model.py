@@ -79,18 +79,23 @@ class KSelection:
     Parameters
     ----------
     criterion : str
-        ``"given"``, ``"silhouette"``, ``"elbow"``, ``"bic"``, ``"aic"``, ``"density"``,
-        ``"graph"``, ``"modularity"``, ``"eigengap"``, ``"eps"``, ``"upper-bound"``, ``"distinct"`` (fewer distinct images than k) or ``"none"``
-        (methods such as HDBSCAN that find the number themselves).
+        A name of :mod:`imgclust.cluster.criteria`: a criterion that chose k (``"silhouette"``,
+        ``"elbow"``, ``"bic"``, ``"graph"``…) or a record of how k came about (``"given"``,
+        ``"eps"``, ``"upper-bound"``, ``"distinct"``: fewer distinct images than k, ``"none"``:
+        methods such as HDBSCAN that find the number themselves).
     chosen : int or float or None
         The chosen k (or eps for DBSCAN's sweep).
     table : list of dict
         One row per candidate tried, with every score computed for it.
+    note : str or None
+        What was sampled when there were too many images to fit every one
+        (:func:`imgclust.cluster.large.fit_large`).
     """
 
     criterion: str
     chosen: int | float | None
     table: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

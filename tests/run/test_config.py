@@ -44,3 +44,23 @@ def test_bad_option_leaves_nothing_behind(tmp_path):
     with pytest.raises(ConfigError, match="compare"):
         imgclust.compare("dataset:digits", out, methods=["kmeans", "kmeans"])
     assert not out.exists()
+
+
+def test_a_large_run_samples_its_sweep_and_says_so(monkeypatch, tmp_path):
+    """Above SAMPLE_MAX images the k sweep runs on a sample (fit_large); the note reaches
+    summary.json, and the report's k story."""
+    import json
+
+    import imgclust.cluster.large as large
+    from imgclust.report import build_report
+
+    monkeypatch.setattr(large, "SAMPLE_MAX", 500)
+    monkeypatch.setattr(large.fit_large, "__defaults__",
+                        large.fit_large.__defaults__[:-1] + (500,))
+    out = tmp_path / "big"
+    res = imgclust.run("dataset:digits", out, features="pixels", method="kmeans", k="auto",
+                       k_range=(8, 11))
+    note = json.loads((out / "summary.json").read_text())["k"]["note"]
+    assert "random sample of 500 of the 1,797 images" in note
+    assert len(res.labels_) == 1797 and res.summary["n_clusters"] == res.selection.chosen
+    assert "random sample of 500" in build_report(out, map_method="pca").read_text("utf-8")

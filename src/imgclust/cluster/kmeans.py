@@ -14,7 +14,8 @@ from imgclust.errors import MissingExtraError
 
 CLUSTERERS.add(
     "kmeans", KMeans, primary="n_clusters", k_param="n_clusters",
-    criteria=("silhouette", "elbow", "density"), sweep="k",
+    # scales: each of its iterations costs n x k distances, computed in chunks (no n x n)
+    criteria=("silhouette", "elbow", "density"), sweep="k", scales=True,
     # one k-means++ start (scikit-learn's n_init="auto") is noticeably less stable on image
     # features than the best of ten
     defaults={"n_init": 10},
@@ -43,8 +44,9 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "random"}, default="k-means++"
-        Starting centres: scikit-learn's k-means++ on a sample, or faiss' k random rows.
+    init : {"k-means++", "random"} or ndarray of shape (n_clusters, n_features), default="k-means++"
+        Starting centres: scikit-learn's k-means++ on a sample, faiss' k random rows, or the
+        centres given (then every start begins there).
     n_init : int, default=1
         Starts.
     max_iter : int, default=25
@@ -85,8 +87,13 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive integer")
-        if self.init not in ("k-means++", "random"):
-            raise ValueError(f"init={self.init!r}; valid: k-means++, random")
+        if isinstance(self.init, str):
+            if self.init not in ("k-means++", "random"):
+                raise ValueError(f"init={self.init!r}; valid: k-means++, random, or an array of "
+                                 "starting centres")
+        elif np.ndim(self.init) != 2 or len(self.init) != self.n_clusters:
+            raise ValueError(f"init: an array of starting centres must have shape "
+                             f"(n_clusters={self.n_clusters}, n_features), got {np.shape(self.init)}")
         check_random_state(self.random_state)
 
     def fit(self, X: Any, y: Any = None) -> "FaissKMeans":
@@ -107,7 +114,12 @@ class FaissKMeans(ClusterMixin, BaseEstimator):
             km = faiss.Kmeans(d, k, niter=int(self.max_iter), nredo=1, seed=seed,
                               max_points_per_centroid=int(self.max_points_per_centroid),
                               min_points_per_centroid=1, verbose=False)
-            if self.init == "k-means++":
+            if not isinstance(self.init, str):  # given centres (the density criterion's)
+                start = np.ascontiguousarray(self.init, dtype=np.float32)
+                if start.shape[1] != d:
+                    raise ValueError(f"init has {start.shape[1]} features, X has {d}")
+                km.train(X, init_centroids=start)
+            elif self.init == "k-means++":
                 km.train(X, init_centroids=_plusplus(X, k, seed))
             else:
                 km.train(X)

@@ -208,6 +208,8 @@ def _k_story(summary: dict[str, Any], run_dir: Path | None = None) -> str:
     """How the number of clusters was reached, and where the criteria disagree, the command
     that tries the other k."""
     story = _k_sentence(summary)
+    if summary.get("k", {}).get("note"):  # a large run: what was fitted on a sample
+        story += f" ({summary['k']['note']}.)"
     dis = summary.get("k", {}).get("disagreement")
     if dis:
         picks = ", ".join(f"{name} says {k}" for name, k in dis["picks"].items())

@@ -2,11 +2,13 @@
 and scores."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from imgclust.cluster import describe, fit_clusters, order_by_size
+from imgclust.cluster import describe, order_by_size
+from imgclust.cluster.large import fit_large
 from imgclust.errors import ConfigError, ImgclustError
 from imgclust.evaluate import external_scores, internal_scores
 from imgclust.model import Clustering, Features, KSelection
@@ -26,9 +28,12 @@ def cluster_features(feats: Features, method: str, k: int | str, criterion: str 
     # a k sweep has its own bar; a single fit gets a spinner
     try:
         with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
-            raw, selection, est = fit_clusters(
+            # above SAMPLE_MAX images the sweep (and a method that cannot scale) runs on a sample
+            raw, selection, est, note = fit_large(
                 feats.X, method, k, criterion, k_range, random_state=seed,
                 progress=lambda it: bar(it, desc=f"{method}: choosing k", unit="k"))
+            if note:
+                selection = dataclasses.replace(selection, note=note)
     except ImgclustError:
         raise
     except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:

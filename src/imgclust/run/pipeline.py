@@ -175,7 +175,7 @@ def clustering_summary(method: str, why: str | None, k: int | str, clustering: C
         "method": {"name": method, "params": clustering.params, "why": why},
         "k": {"requested": k, "chosen": clustering.n_clusters, "criterion": selection.criterion,
               "selected_value": selection.chosen, "sweep": selection.table,
-              "disagreement": k_disagreement(selection)},
+              "disagreement": k_disagreement(selection), "note": selection.note},
         "n_clusters": clustering.n_clusters,
         "cluster_sizes": {str(c): s for c, s in clustering.sizes().items()},
         "representatives": {str(c): ids[i] for c, i in clustering.representatives.items()},
