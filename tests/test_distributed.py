@@ -89,3 +89,9 @@ def test_workers_need_a_folder_and_a_run_dir(tmp_path):
     with pytest.raises(ConfigError, match="not a folder"):
         imgclust.run("dataset:digits", tmp_path / "r", features="pixels", method="kmeans", k=3,
                      workers=2)
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
+    with pytest.raises(ConfigError, match="not both"):
+        imgclust.run("dataset:digits", tmp_path / "r", workers=2, scheduler="tcp://x:8786")
+    with pytest.raises(ConfigError, match="run directory"):
+        imgclust.run("dataset:digits", features="pixels", workers=2)
+    assert not (tmp_path / "r").exists()

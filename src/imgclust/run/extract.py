@@ -99,10 +99,7 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     timings = timings if timings is not None else {}
     stats = cache_stats if cache_stats is not None else {}
     t0 = time.perf_counter()
-    if (workers is not None or scheduler is not None) and not (
-            cache_dir is not None and isinstance(source, FolderSource)):
-        raise ConfigError("--workers/--scheduler read a folder into a run directory "
-                          f"(--out); {source.spec} is not a folder")
+    check_distributed(source, cache_dir is not None, workers, scheduler)
     if cache_dir is not None and isinstance(source, FolderSource):
         X, records, steps, spec, reason = _extract_folder(
             source, spec, seed, batch_size, progress, Path(cache_dir), stats, workers, scheduler)
@@ -374,6 +371,25 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
     store.close()
     _prune(cache_dir, bdir)
     return X, records, steps, spec, reason
+
+
+def check_distributed(source: Any, has_run_dir: bool, workers: int | None,
+                      scheduler: str | None) -> None:
+    """``workers``/``scheduler`` (Dask) read a folder into a run directory: refuse anything else
+    before the run folder is touched (:class:`ConfigError`)."""
+    from imgclust.sources.folder import FolderSource
+
+    if workers is None and scheduler is None:
+        return
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give --workers (a local Dask cluster) or --scheduler (a running one), "
+                          "not both")
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise ConfigError(f"workers={workers} must be at least 1")
+    if not (has_run_dir and isinstance(source, FolderSource)):
+        raise ConfigError("--workers/--scheduler read a folder into a run directory "
+                          f"(--out); {source.spec} is not a folder" if has_run_dir else
+                          "--workers/--scheduler need a run directory (--out)")
 
 
 def validate(features: str, method: str | Sequence[str], export: str | None = None,

@@ -24,7 +24,7 @@ from imgclust.io import kill_point, to_json
 from imgclust.model import Clustering, Features, KSelection
 from imgclust.run.clustering import cluster_features, k_disagreement, score
 from imgclust.run.config import RunConfig
-from imgclust.run.extract import extract_features
+from imgclust.run.extract import check_distributed, extract_features
 from imgclust.run.model import model_bytes, versions
 from imgclust.run.result import IMAGES_HEADER, Result, records_rows
 from imgclust.run.rundir import (ASSIGN_FEATURES, CACHE, CLUSTERS, COMPARE_CSV, COMPARE_JSON,
@@ -104,6 +104,7 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     if rd is not None:
         rd.check_no_pending_move()
     src = source if isinstance(source, Source) else open_source(source, labels=labels)
+    check_distributed(src, rd is not None, workers, scheduler)
     if rd is not None:
         rd.prepare(run_manifest("run", src, cfg.manifest()), overwrite)
     t = time.perf_counter()
