@@ -12,8 +12,9 @@ import json
 import os
 import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -62,15 +63,18 @@ def _new_file_mode(path: Path) -> int:
         return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+@contextmanager
+def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` atomically when the block ends (temp file beside it +
+    fsync + rename); on an error the temp file is removed and ``path`` is untouched. Data is
+    streamed to disk, never held whole in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _new_file_mode(path))  # mkstemp makes 0600; keep what open() would give
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         kill_point(f"tmp:{path.name}")
@@ -84,6 +88,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.filename is None:  # name the file (a full disk)
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | Path, text: str, errors: str = "strict") -> None:
@@ -121,6 +131,7 @@ def atomic_write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Seq
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    """``np.save`` to ``path`` atomically, streamed (a memory-mapped array is never copied whole
+    into memory)."""
+    with atomic_writer(path) as f:
+        np.save(f, array, allow_pickle=False)

@@ -34,7 +34,8 @@ import numpy as np
 
 from imgclust._version import __version__
 from imgclust.errors import RunDirError
-from imgclust.io import atomic_write_bytes, is_temp_leftover, kill_point, to_json
+from imgclust.io import (atomic_save_npy, atomic_write_bytes, is_temp_leftover, kill_point,
+                         to_json)
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,12 @@ class RunDir:
         return self.write_text(name, buf.getvalue())
 
     def save_npy(self, name: str, array: np.ndarray) -> Path:
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        return self.write_bytes(name, buf.getvalue())
+        """Write an array atomically as ``.npy``, recorded in the manifest first; streamed, so
+        a memory-mapped matrix is not copied into memory."""
+        self._record([name])
+        path = self.path / name
+        atomic_save_npy(path, array)
+        return path
 
     def own(self, name: str) -> Path:
         """Record ``name`` (a file or folder another module writes itself) as imgclust's."""
