@@ -108,6 +108,22 @@ def test_turned_images_are_found_by_orient():
         "rot90", "rot270", "mirror", "flip"}
 
 
+def test_orient_compares_shapes_among_few_neighbours():
+    """A digit's orient score does not change when its contrast and brightness do (the
+    statistics detector sees those), and orient asks at most ORIENT_NEIGHBORS neighbours."""
+    from imgclust.detect.outliers import ORIENT_NEIGHBORS
+
+    imgs, _, _ = perturbed_digits(seed=2)
+    X = imgs.reshape(len(imgs), -1)
+    base = outlier_scores(X, methods=["orient"], thumbs=grey_thumbnails(imgs))
+    faded = imgs.copy()
+    faded[5] = 0.4 * faded[5] + 3.0
+    other = outlier_scores(X, methods=["orient"], thumbs=grey_thumbnails(faded))
+    assert other.method_scores["orient"][5] == pytest.approx(base.method_scores["orient"][5],
+                                                             abs=1e-4)
+    assert base.info["orient"]["n_neighbors"] == ORIENT_NEIGHBORS < auto_neighbors(len(X), 0.04)
+
+
 def test_statistics_and_thumbnails_of_pil_images_and_arrays():
     from PIL import Image
 
