@@ -34,7 +34,7 @@ CLUSTER_SPECS = [n for n in creg.names() if n != "gmm"] + [
 CLUSTERERS = [make_estimator(s) for s in CLUSTER_SPECS]
 
 #: the extra each optional images step needs (skipped when not installed)
-EXTRAS = {"cnn": "onnxruntime"}
+EXTRAS = {"cnn": "onnxruntime", "onnx": "onnxruntime"}
 IMAGE_STEPS = [n for n in freg.names() if freg.entry(n).meta.get("input") == "images"]
 
 
@@ -121,7 +121,26 @@ def make_step(name: str, request) -> object:
     if name == "cnn":
         request.getfixturevalue("onnx_cache")
         return freg.create("cnn:64")  # the size tests/features/test_cnn.py exports once
+    if name == "onnx":  # a user's model file is required: a tiny one
+        return freg.create(f"onnx:{request.getfixturevalue('tiny_onnx')}:size=16")
     return freg.create(name)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """An ONNX model of one GlobalAveragePool: (n, 3, h, w) -> (n, 3, 1, 1)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    out = helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["n", 3, 1, 1])
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["pixel_values"], ["maps"])],
+                              "tiny", [inp], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("onnx-model") / "pool.onnx"
+    onnx.save(model, str(path))
+    return path
 
 
 def images(n: int = 5, seed: int = 0) -> list[Image.Image]:

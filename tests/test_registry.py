@@ -85,7 +85,10 @@ def test_check_accepts_every_default_and_the_auto_specs():
     needs = {"cnn": "onnxruntime", "umap": "umap", "autoencoder": "torch"}
     for reg in (freg, creg):
         for name in reg.names():
-            if name in needs and importlib.util.find_spec(needs[name]) is None:
+            if name == "onnx":  # a user's model file has no default: refused, with the syntax
+                with pytest.raises(ConfigError, match="onnx:PATH"):
+                    reg.check(name)
+            elif name in needs and importlib.util.find_spec(needs[name]) is None:
                 with pytest.raises(MissingExtraError):
                     reg.check(name)
             else:
@@ -134,7 +137,7 @@ def test_describe_gives_imgclust_defaults_and_explains_the_jargon():
     assert "modularity (how many more links" in knn["description"]
     # its own graph rules, and every sweep criterion that applies to a method with k (elbow)
     assert {c["name"] for c in knn["criteria"]} == {"graph", "modularity", "eigengap", "silhouette",
-                                                    "elbow"}
+                                                    "elbow", "log-elbow"}
     gmm = {c["name"]: c["meaning"] for c in creg.describe("gmm")["criteria"]}
     assert gmm["bic"].startswith("Bayesian information criterion")
     assert "shears each image" in freg.describe("deskew")["description"]

@@ -91,7 +91,10 @@ def test_folder_source_decodes_at_the_side_it_is_given(big_jpeg, drafts):
 def test_steps_declare_their_decode_side():
     assert decode_side("cnn") == 224 and decode_side("cnn:128,pca:50") == 128
     assert decode_side("cnn:model=lite2") == 260
-    assert decode_side("pixels:32,pca:50") is None and decode_side("pca:50") is None
+    # pixels:SIZE squashes every image to SIZE x SIZE: a shorter side of SIZE is enough;
+    # pixels without a size keeps the first image's, so images decode as they come
+    assert decode_side("pixels:32,pca:50") == 32 and decode_side("pixels") is None
+    assert decode_side("pca:50") is None
 
 
 @pytest.mark.parametrize("fmt", ["WEBP", "PNG", "JPEG"])
@@ -105,3 +108,24 @@ def test_decoded_image_holds_no_decoder(tmp_path, fmt):
     img = decode_image(str(p), p.name, min_side=64)[1]
     assert not isinstance(img, ImageFile.ImageFile) and img.mode == "RGB"
     assert img.size[1] == 64
+
+
+def test_a_run_and_its_assign_decode_at_the_features_size(big_jpeg, drafts, tmp_path):
+    """imgclust.run sets the folder's decode side from the feature spec before the first image
+    (pixels:8 needs a shorter side of 8: the JPEG's 1/8 draft), and assigning new images to the
+    run decodes them the same way."""
+    import shutil
+
+    import imgclust
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(big_jpeg, folder / f"p{i}.jpg")
+    res = imgclust.run(folder, tmp_path / "run", features="pixels:8", method="kmeans", k=2)
+    assert drafts and all(got == (500, 282) for _, got in drafts)  # 4000x2250 at 1/8
+    drafts.clear()
+    back = imgclust.load(tmp_path / "run")
+    back.predict(folder)
+    assert drafts and all(got == (500, 282) for _, got in drafts)
+    assert len(res.labels_) == 3

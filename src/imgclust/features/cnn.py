@@ -308,7 +308,7 @@ def _n_cpus() -> int:
 
 
 class CNNExtractor(ImageExtractor):
-    """Features of an ImageNet-trained CNN (EfficientNet-Lite0 or -Lite2 on ONNX Runtime).
+    """Features of an ImageNet-trained CNN (EfficientNet-Lite0 or -2, on ONNX Runtime).
 
     What a convolutional neural network (CNN) trained to recognise the 1,000 ImageNet photo
     classes sees in each image, averaged over the image into one vector, so that similar-looking

@@ -51,6 +51,11 @@ class PixelExtractor(ImageExtractor):
         self.size = size
         self.gray = gray
 
+
+    def decode_side(self) -> int | None:
+        """The shorter side images need when decoded: ``size`` (every image is resized to
+        ``size`` x ``size``), or None (the first image's size is kept: decode as they come)."""
+        return None if self.size is None else int(self.size)
     def _validate_params_(self) -> None:
         """Check the parameters (no images needed)."""
         if self.size is not None:

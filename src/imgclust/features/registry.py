@@ -45,7 +45,7 @@ def parse_name(spec: str) -> str:
 def decode_side(spec: str) -> int | None:
     """The shorter side images must keep when decoded for ``spec``'s images step, or None.
 
-    Steps that resize every image to a known square (``cnn``, ``onnx``) declare it with a
+    Steps that resize every image to a known square (``cnn``, ``onnx``, ``pixels:SIZE``) declare it with a
     ``decode_side()`` method; a source can then decode each file only that large (JPEG draft
     scales, ``reduce`` before conversion) instead of at its default 512 px. ``None``: the step
     declares nothing (``pixels``, ``hog``), images are decoded as before. ``"auto"`` is the
@@ -62,4 +62,5 @@ def decode_side(spec: str) -> int | None:
     if entry(parse_name(first)).meta.get("input") != "images":
         return None
     side = getattr(create(first), "decode_side", None)
-    return int(side()) if callable(side) else None
+    value = side() if callable(side) else None
+    return int(value) if value is not None else None

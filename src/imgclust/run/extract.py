@@ -100,6 +100,7 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
     stats = cache_stats if cache_stats is not None else {}
     t0 = time.perf_counter()
     check_distributed(source, cache_dir is not None, workers, scheduler)
+    decode_for(source, spec)
     if cache_dir is not None and isinstance(source, FolderSource):
         X, records, steps, spec, reason = _extract_folder(
             source, spec, seed, batch_size, progress, Path(cache_dir), stats, workers, scheduler)
@@ -223,6 +224,7 @@ def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
     X : ndarray of shape (n_ok, n_features), one row per ``status == "ok"`` entry, in order
     """
     import os
+    import stat
     from concurrent.futures import ThreadPoolExecutor
 
     from imgclust.errors import DecodeError
@@ -230,13 +232,16 @@ def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
 
     def one(i: str) -> tuple[FileRow, Any]:
         path = source.describe(i)
+        size = mtime = -1
+        h, stat_error = None, None
         try:
             st = os.stat(path)
             size, mtime = st.st_size, st.st_mtime_ns
-            h = content_hash(path)
-        except OSError as exc:
-            return FileRow(i, path, -1, -1, None, "failed",
-                           f"cannot read: {exc.strerror or exc}", None, None, None), None
+            # only a regular file is hashed: opening a named pipe blocks until a writer comes
+            # (the reader below refuses it with its reason)
+            h = content_hash(path) if stat.S_ISREG(st.st_mode) else None
+        except OSError as exc:  # the reader below says why in its words (dangling link, loop…)
+            stat_error = f"cannot read: {exc.strerror or exc}"
         try:
             rec, img = source.read(i)
         except DecodeError as exc:
@@ -245,6 +250,9 @@ def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
             return FileRow(i, path, size, mtime, h, "failed",
                            f"unexpected error while reading (please report): "
                            f"{type(exc).__name__}: {exc}", None, None, None), None
+        if h is None:  # read, but not stat'ed or hashed (it changed meanwhile): not kept
+            return FileRow(i, path, size, mtime, None, "failed",
+                           stat_error or "cannot read: not a regular file", None, None, None), None
         return FileRow(i, path, size, mtime, h, "ok", None, rec.width, rec.height, rec.mode), img
 
     rows, imgs = [], []
@@ -289,7 +297,8 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
     del probe
     name0, ext = steps[0]
     key = store_key(name0, ext, seed, sorted(
-        (k, v) for k, v in vars(source).items() if k.startswith("max_") or "decode" in k))
+        (k, v) for k, v in vars(source).items()
+        if k.startswith(("max_", "min_")) or "decode" in k))
     bdir = cache_dir / f"features-{key}"
     bdir.mkdir(parents=True, exist_ok=True)
     cat = Catalog(bdir / CATALOG_FILE)
@@ -371,6 +380,16 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
     store.close()
     _prune(cache_dir, bdir)
     return X, records, steps, spec, reason
+
+
+def decode_for(source: Any, spec: str) -> None:
+    """Let a source that can (a folder) decode each file only as large as ``spec``'s images
+    step needs (JPEG draft scales, ``reduce`` before conversion), before the first image is
+    read, so that every image of a run, and every new image assigned to it, decodes alike."""
+    from imgclust.features.registry import decode_side
+
+    if hasattr(source, "set_decode_side"):
+        source.set_decode_side(decode_side(spec))
 
 
 def check_distributed(source: Any, has_run_dir: bool, workers: int | None,

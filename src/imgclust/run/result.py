@@ -113,10 +113,11 @@ class Result:
     def predict_source(self, source: str | Path | Source, batch_size: int = 256,
                        progress: bool = False) -> tuple[list[ImageRecord], Assignment, list[LoadFailure]]:
         """Assign the images of a source; returns (records, assignment, skipped files)."""
-        from imgclust.run.extract import transform_new
+        from imgclust.run.extract import decode_for, transform_new
         from imgclust.sources import open_source
 
         src = source if isinstance(source, Source) else open_source(source)
+        decode_for(src, self.features_.steps[0])  # decoded as the run's own images were
         recs, Q = transform_new(self.assign_steps(), src.iter_batches(batch_size), progress,
                                 total=len(src.candidates()))
         if not recs:
