@@ -119,17 +119,7 @@ def fit_sampler(X: np.ndarray, n_components: int | str = "bic", variance: float 
 def sample(pca: Any, mixture: Any, n: int, lo: float = 0.0, hi: float = 255.0,
            random_state: int = 0) -> np.ndarray:
     """``n`` samples of the mixture, mapped back through the PCA, clipped to ``[lo, hi]``."""
-    if n < 1:
-        raise ConfigError(f"n={n} must be at least 1")
-    import warnings
-
-    mixture.set_params(random_state=random_state)
-    with warnings.catch_warnings():  # numpy's PSD check trips on round-off of a fitted covariance
-        warnings.simplefilter("ignore", RuntimeWarning)
-        Z, _ = mixture.sample(n)
-    rng = np.random.default_rng(random_state)
-    Z = Z[rng.permutation(len(Z))]  # sample() returns them grouped by component
-    return np.clip(pca.inverse_transform(Z), lo, hi)
+    return np.clip(pca.inverse_transform(sample_codes(mixture, n, random_state)), lo, hi)
 
 
 def _pixels(img: Image.Image, side: int, gray: bool) -> np.ndarray:
