@@ -15,7 +15,7 @@ def test_an_estimator_refusing_the_features_is_one_imgclust_error(monkeypatch):
         raise ValueError("Fitting the mixture model failed because some components have "
                          "ill-defined empirical covariance\nsecond line")
 
-    monkeypatch.setattr(stage, "fit_clusters", refuse)
+    monkeypatch.setattr(stage, "fit_large", refuse)
     feats = Features(ids=tuple("abcd"), X=np.zeros((4, 3), np.float32))
     with pytest.raises(ImgclustError, match="gmm failed on these 4 images x 3 features: "
                        "Fitting the mixture model failed .*covariance; try another method"):

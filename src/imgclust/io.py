@@ -86,7 +86,7 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError) and exc.filename is None:  # name the file (a full disk)
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -134,4 +134,14 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     """``np.save`` to ``path`` atomically, streamed (a memory-mapped array is never copied whole
     into memory)."""
     with atomic_writer(path) as f:
-        np.save(f, array, allow_pickle=False)
+        # numpy's ``tofile`` fast path for real files loses the error (a full disk is raised
+        # without errno); through a plain ``write`` it writes in bounded chunks and the OS
+        # error comes back whole
+        np.save(_ChunkWriter(f), array, allow_pickle=False)
+
+
+class _ChunkWriter:
+    """A file-like with only ``write``: numpy then saves an array chunk by chunk."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.write = f.write
