@@ -368,6 +368,12 @@ class Density(Criterion):
 
 class _GraphRule(Criterion):
     kind = "graph"
+    #: which of knn-spectral's two rules this is: 0 the eigengap's k, 1 the modularity's
+    rule_index: ClassVar[int | None] = None
+
+    def pick(self, table: Sequence[Mapping[str, Any]]) -> int | None:
+        ks = self._rule_ks(table)
+        return ks[self.rule_index] if ks and self.rule_index is not None else None
 
     @staticmethod
     def _rule_ks(table: Sequence[Mapping[str, Any]]) -> tuple[int, int] | None:
@@ -402,9 +408,7 @@ class Modularity(_GraphRule):
     meaning = ("the k whose clusters keep the most nearest-neighbour links inside them beyond "
                "what chance would (the highest wins)")
 
-    def pick(self, table: Sequence[Mapping[str, Any]]) -> int | None:
-        ks = self._rule_ks(table)
-        return ks[1] if ks else None
+    rule_index = 1
 
     def sentence(self, o: Outcome) -> str:
         return (f"k = {o.chosen}: of the spectral clusterings with {_span(o)}, the one whose "
@@ -419,9 +423,7 @@ class Eigengap(_GraphRule):
     meaning = ("the k after which the sorted eigenvalues of the neighbour graph's Laplacian "
                "jump the most (one small eigenvalue per loosely joined group)")
 
-    def pick(self, table: Sequence[Mapping[str, Any]]) -> int | None:
-        ks = self._rule_ks(table)
-        return ks[0] if ks else None
+    rule_index = 0
 
     def sentence(self, o: Outcome) -> str:
         ev, gap = o.row.get("eigenvalue"), o.row.get("gap")
