@@ -46,7 +46,12 @@ def deb(package: str) -> Path:
     if not found:
         subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
         found = sorted(debs.glob(f"{package}_*.deb"))
-    subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+    # unpack beside, then rename: a killed build leaves no half-unpacked root that is_dir() trusts
+    part = root.with_name(root.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    subprocess.run(["dpkg", "-x", str(found[-1]), str(part)], check=True)
+    part.rename(root)
     return root
 
 
