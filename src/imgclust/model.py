@@ -5,8 +5,9 @@ Frozen dataclasses, each serialisable to JSON. Row order never drifts from image
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -35,6 +36,84 @@ class ImageRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class ImageRecords(Sequence[ImageRecord]):
+    """The records of many images, held compactly: ids, sizes and mode codes in arrays, the
+    path of each computed when asked for (about 100 bytes an image instead of 400 for a list of
+    :class:`ImageRecord`). A read-only sequence of :class:`ImageRecord`.
+
+    Parameters
+    ----------
+    path_of : callable, optional
+        Image id -> absolute path (a folder source's ``describe``); ``None``: no paths.
+
+    Examples
+    --------
+    >>> recs = ImageRecords(lambda i: "/data/" + i)
+    >>> recs.append("a.png", 4, 3, "RGB")
+    >>> recs[0]
+    ImageRecord(id='a.png', path='/data/a.png', width=4, height=3, mode='RGB')
+    """
+
+    def __init__(self, path_of: Callable[[str], str] | None = None) -> None:
+        self._path_of = path_of
+        self.ids: list[str] = []
+        self._w = array("q")
+        self._h = array("q")
+        self._m = array("H")
+        self._modes: list[str] = []
+        self._code: dict[str, int] = {}
+
+    def append(self, image_id: str, width: int, height: int, mode: str) -> None:
+        """Add one image's record."""
+        c = self._code.get(mode)
+        if c is None:
+            c = self._code[mode] = len(self._modes)
+            self._modes.append(mode)
+        self.ids.append(image_id)
+        self._w.append(width)
+        self._h.append(height)
+        self._m.append(c)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _record(self, j: int) -> ImageRecord:
+        i = self.ids[j]
+        return ImageRecord(id=i, path=self._path_of(i) if self._path_of else None,
+                           width=self._w[j], height=self._h[j], mode=self._modes[self._m[j]])
+
+    @overload
+    def __getitem__(self, j: int) -> ImageRecord: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> "ImageRecords": ...
+
+    def __getitem__(self, j: int | slice) -> "ImageRecord | ImageRecords":
+        if isinstance(j, slice):
+            out = ImageRecords(self._path_of)
+            out.ids, out._w, out._h, out._m = self.ids[j], self._w[j], self._h[j], self._m[j]
+            out._modes, out._code = self._modes, self._code
+            return out
+        n = len(self.ids)
+        if not -n <= j < n:
+            raise IndexError(f"record {j} of {n}")
+        return self._record(j % n)
+
+    def __iter__(self) -> Iterator[ImageRecord]:
+        for j in range(len(self.ids)):
+            yield self._record(j)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ImageRecords({len(self)} images)"
 
 
 @dataclass(frozen=True)

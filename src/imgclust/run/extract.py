@@ -357,26 +357,30 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
             commit(i, rows, X)
     pbar.close()
     stats["removed"] = cat.drop_missing(ids)
-    # the run's images, in candidate order, from the catalogue
-    records: list[ImageRecord] = []
+    # the run's images, in candidate order, from the catalogue (read in id order, one entry at
+    # a time), held compactly: arrays and ids, each path computed when asked for
+    from array import array
+
+    from imgclust.model import ImageRecords
+
+    records = ImageRecords(source.describe)
     failures = list(source.scan_failures)
-    rows_idx = []
+    rows_idx = array("q")
     for i in ids:
         e = cat.lookup(i)
-        path = source.describe(i)
         if e is None:  # pragma: no cover - every candidate was catalogued above
-            failures.append(LoadFailure(path, "not read"))
+            failures.append(LoadFailure(source.describe(i), "not read"))
         elif e[3] == "ok" and e[8] is not None:
-            records.append(ImageRecord(id=i, path=path, width=e[5], height=e[6], mode=e[7]))
+            records.append(i, e[5], e[6], e[7])
             rows_idx.append(e[8])
         else:
-            failures.append(LoadFailure(path, e[4] or "not read"))
+            failures.append(LoadFailure(source.describe(i), e[4] or "not read"))
     source.failures = failures
     cat.close()
     if not records:
         store.close()
         raise ConfigError(f"{source.spec}: no readable images ({len(failures)} files skipped)")
-    X = store.take(np.asarray(rows_idx))
+    X = store.take(np.frombuffer(rows_idx, dtype=np.int64))
     store.close()
     _prune(cache_dir, bdir)
     return X, records, steps, spec, reason
