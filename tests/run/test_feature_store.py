@@ -48,3 +48,46 @@ def test_catalog_commit_lookup_drop(tmp_path):
     assert {r.id for r in cat.files()} == {"a.png", odd}
     assert cat.drop_missing(["a.png"]) == 1 and cat.count() == 1
     cat.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_store_take_reads_any_order_with_repeats(tmp_path, chunk):
+    rng = np.random.default_rng(1)
+    A = rng.random((50, 4), dtype=np.float32)
+    s = FeatureStore(tmp_path / "s.f32")
+    s.append(A[:20])
+    s.append(A[20:])
+    rows = np.concatenate([rng.permutation(50)[:30], [7, 7, 49, 0]])
+    np.testing.assert_array_equal(s.take(rows, chunk=chunk), A[rows])
+    assert s.take(np.array([], dtype=np.int64)).shape == (0, 4)
+    with pytest.raises(IndexError, match="holds 50"):
+        s.take(np.array([50]))
+    s.close()
+
+
+def test_catalog_lookup_in_and_out_of_order_matches_the_table(tmp_path):
+    """lookup streams the table in id order: ids asked in order, out of order, repeated,
+    absent (before, between and after the stored ones), and after a write, all answer as
+    the table does."""
+    cat = Catalog(tmp_path / "c.sqlite")
+    names = [f"d{j % 3}/f{j:03d}.png" for j in range(0, 120, 2)] + ["\u00e9.png", "b\udcff.png"]
+    rows = [FileRow(n, "/x/" + n, j, j + 1, f"h{j}", "ok", None, j, j, "RGB")
+            for j, n in enumerate(names)]
+    cat.commit_batch(rows[:40], {f"h{j}": j for j in range(40)}, n_rows=40, dim=2)
+    want = {r.id: (r.size, r.mtime_ns, r.hash, "ok", None, r.width, r.height, "RGB", j)
+            for j, r in enumerate(rows[:40])}
+    asked = sorted(names + ["a.png", "d1/f001.png", "zz.png"])
+    rng = np.random.default_rng(0)
+    for order in (asked, asked[::-1], [asked[int(j)] for j in rng.integers(0, len(asked), 80)]):
+        assert [cat.lookup(i) for i in order] == [want.get(i) for i in order]
+    half = len(asked) // 3
+    assert [cat.lookup(i) for i in asked[:half]] == [want.get(i) for i in asked[:half]]
+    cat.commit_batch(rows[40:], {f"h{j}": j for j in range(40, len(rows))}, n_rows=len(rows),
+                     dim=2)  # a write in the middle of an ordered pass
+    want.update({r.id: (r.size, r.mtime_ns, r.hash, "ok", None, r.width, r.height, "RGB", j + 40)
+                 for j, r in enumerate(rows[40:])})
+    assert [cat.lookup(i) for i in asked[half:]] == [want.get(i) for i in asked[half:]]
+    assert cat.drop_missing(names[5:]) == 5 and cat.count() == len(names) - 5
+    assert [cat.lookup(i) for i in names] == [None] * 5 + [want[i] for i in names[5:]]
+    assert cat.drop_missing(names[5:]) == 0
+    cat.close()

@@ -11,6 +11,11 @@ It is written as images are read, one transaction per batch, in WAL mode: a kill
 every batch committed before the kill, and the store's rows past ``n_rows`` (appended by a batch
 whose commit never came) are cut off when the store is opened again. A file is decoded again
 only when its size or modification time changed (quick check) and its content hash is new.
+
+Nothing of the catalogue is held in memory for the whole run (a dict of every entry cost about
+400 bytes an image): :meth:`Catalog.lookup` reads the files table in id order, a window at a
+time, while the ids asked for come in that order (a folder's candidates, sorted), and asks
+SQLite for one entry otherwise.
 """
 from __future__ import annotations
 
@@ -86,9 +91,12 @@ class Catalog:
                 status TEXT NOT NULL, reason TEXT, width INTEGER, height INTEGER, mode TEXT);
             CREATE TABLE IF NOT EXISTS features (hash TEXT PRIMARY KEY, row INTEGER NOT NULL);
         """)
-        self._cache: dict[bytes, tuple] | None = None
+        self._stream: Iterator[tuple] | None = None  # entries in id order (see lookup)
+        self._ahead: tuple | None = None  # the stream's next entry, not yet asked for
+        self._prev: bytes | None = None  # the id the stream last answered for
 
     def close(self) -> None:
+        self._reset()
         self.con.close()
 
     # -- meta ------------------------------------------------------------------------------
@@ -101,16 +109,52 @@ class Catalog:
         return int(self.get_meta("n_rows") or 0)
 
     # -- reading ---------------------------------------------------------------------------
-    def _load(self) -> dict[bytes, tuple]:
-        if self._cache is None:
-            self._cache = {r[0]: r[1:] for r in self.con.execute(
-                "SELECT f.id, f.size, f.mtime_ns, f.hash, f.status, f.reason, f.width, f.height,"
-                " f.mode, x.row FROM files f LEFT JOIN features x ON f.hash = x.hash")}
-        return self._cache
+    _ENTRY = ("SELECT f.id, f.size, f.mtime_ns, f.hash, f.status, f.reason, f.width, f.height,"
+              " f.mode, x.row FROM files f LEFT JOIN features x ON f.hash = x.hash")
+
+    def _reset(self) -> None:
+        """Drop the ordered stream (before a write, which it must not see half of)."""
+        if self._stream is not None:
+            self._stream.close()  # type: ignore[attr-defined]
+        self._stream, self._ahead, self._prev = None, None, None
+
+    def _entries(self, start: bytes) -> Iterator[tuple]:
+        """The entries from id ``start`` on, in id order (SQLite orders BLOBs by their bytes),
+        fetched 16 at first (a lookup out of order starts a pass), then up to 4,096 at a time."""
+        cur = self.con.execute(self._ENTRY + " WHERE f.id >= ? ORDER BY f.id", (start,))
+        size = 16
+        try:
+            while True:
+                block = cur.fetchmany(size)
+                if not block:
+                    return
+                yield from block
+                size = min(4096, size * 4)
+        finally:
+            cur.close()
 
     def lookup(self, image_id: str) -> tuple | None:
-        """``(size, mtime_ns, hash, status, reason, width, height, mode, row)`` or ``None``."""
-        return self._load().get(_key(image_id))
+        """``(size, mtime_ns, hash, status, reason, width, height, mode, row)`` or ``None``.
+
+        Ids asked for in increasing order (of their UTF-8 bytes: a folder's sorted candidates)
+        are served by one ordered pass over the table, which starts again wherever an id comes
+        out of order; only the pass's current block of entries is held.
+        """
+        k = _key(image_id)
+        if self._stream is None or (self._prev is not None and k <= self._prev):
+            self._reset()
+            self._stream = self._entries(k)
+            self._ahead = next(self._stream, None)
+        self._prev = k
+        # every entry between the previous id asked for and the next one in the stream was
+        # passed (or does not exist): advance to k
+        while self._ahead is not None and bytes(self._ahead[0]) < k:
+            self._ahead = next(self._stream, None)  # type: ignore[arg-type]
+        e = self._ahead
+        if e is not None and bytes(e[0]) == k:
+            self._ahead = next(self._stream, None)  # type: ignore[arg-type]
+            return tuple(e[1:])
+        return None
 
     def row_of(self, h: str) -> int | None:
         r = self.con.execute("SELECT row FROM features WHERE hash = ?", (h,)).fetchone()
@@ -133,6 +177,7 @@ class Catalog:
                      dim: int | None) -> None:
         """One transaction: the batch's file entries, the store rows it appended, ``n_rows``."""
         files = list(files)
+        self._reset()
         cur = self.con.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
@@ -148,22 +193,26 @@ class Catalog:
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        if self._cache is not None:
-            for f in files:
-                row = new_rows.get(f.hash) if f.hash else None
-                if row is None and f.hash and f.status == "ok":
-                    row = self.row_of(f.hash)
-                self._cache[_key(f.id)] = (f.size, f.mtime_ns, f.hash, f.status, f.reason,
-                                           f.width, f.height, f.mode, row)
 
     def drop_missing(self, present: Iterable[str]) -> int:
-        """Remove the entries of files no longer in the folder; returns how many."""
-        keep = {_key(i) for i in present}
-        gone = [k for k in self._load() if k not in keep]
-        if gone:
-            self.con.execute("BEGIN IMMEDIATE")
-            self.con.executemany("DELETE FROM files WHERE id = ?", [(k,) for k in gone])
-            self.con.execute("COMMIT")
-            for k in gone:
-                self._cache.pop(k, None)  # type: ignore[union-attr]
-        return len(gone)
+        """Remove the entries of files no longer in the folder; returns how many.
+
+        The ids present go into a temporary table (on disk, as SQLite keeps temporary tables
+        by default), so no set of every id is built in memory.
+        """
+        self._reset()
+        con = self.con
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS present (id BLOB PRIMARY KEY)")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("DELETE FROM temp.present")
+            con.executemany("INSERT OR IGNORE INTO temp.present VALUES (?)",
+                            ((_key(i),) for i in present))
+            gone = con.execute("DELETE FROM files WHERE id NOT IN "
+                               "(SELECT id FROM temp.present)").rowcount
+            con.execute("DELETE FROM temp.present")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(gone)

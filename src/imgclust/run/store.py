@@ -73,12 +73,42 @@ class FeatureStore:
     def take(self, rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """Rows ``rows`` in that order, as one float32 array in memory (the final matrix).
 
-        Gathered a chunk at a time, so nothing but the result is held.
+        The store is read with plain reads of at most ``chunk`` rows at a time, in file order
+        (only the blocks that hold a wanted row), and scattered into the result: nothing but
+        the result and one block is held. Not through the memory map: its pages would count in
+        the process's resident memory beside the result (a second copy of the matrix at the
+        peak).
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Store rows, any order, repeats allowed.
+        chunk : int
+            Rows read at a time.
+
+        Returns
+        -------
+        ndarray of shape (len(rows), dim)
         """
         rows = np.asarray(rows, dtype=np.int64)
-        mm = self.matrix()
-        out = np.empty((len(rows), self.dim or 0), dtype=np.float32)
-        for s in range(0, len(rows), chunk):
-            out[s:s + chunk] = mm[rows[s:s + chunk]]
-        del mm
+        dim = self.dim or 0
+        out = np.empty((len(rows), dim), dtype=np.float32)
+        if not len(rows) or not dim:
+            return out
+        if rows.min() < 0 or rows.max() >= self.n_rows:
+            raise IndexError(f"store rows {rows.min()}..{rows.max()}; it holds {self.n_rows}")
+        self._f.flush()
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        chunk = max(1, int(chunk))
+        with open(self.path, "rb") as f:
+            lo = 0
+            while lo < len(srt):
+                first = int(srt[lo])  # the next wanted row starts a block
+                hi = int(np.searchsorted(srt, first + chunk, side="left"))
+                last = int(srt[hi - 1])
+                f.seek(first * dim * 4)
+                block = np.fromfile(f, dtype=np.float32, count=(last + 1 - first) * dim)
+                out[order[lo:hi]] = block.reshape(-1, dim)[srt[lo:hi] - first]
+                lo = hi
         return out
