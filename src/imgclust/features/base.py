@@ -20,6 +20,28 @@ from imgclust.sources.decode import to_rgb as flatten_to_rgb  # noqa: F401
 Images = Union[Sequence[Image.Image], np.ndarray]
 
 
+def ort_session_options(ort: Any, n_threads: int) -> Any:
+    """ONNX Runtime session options shared by the CNN and ``onnx:`` steps.
+
+    Threads that wait sleep instead of spinning (``allow_spinning=0``): on a machine that is
+    busy with anything else, spinning threads take the cores the working ones need.
+    """
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = int(n_threads)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def ort_release_options(ort: Any) -> Any:
+    """Run options for the last batch of a call: ONNX Runtime's memory arena gives back what the
+    batches grew it to (~180 MB for EfficientNet-Lite0 on 16 images at 224 px), so the next
+    images' decoding does not stack on top of it. Measured: the same speed as keeping it."""
+    ro = ort.RunOptions()
+    ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return ro
+
+
 def array_to_pil(a: np.ndarray) -> Image.Image:
     """One image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) to a Pillow image.
 

@@ -37,7 +37,8 @@ import numpy as np
 from PIL import Image
 
 from imgclust.errors import ImgclustError, MissingExtraError
-from imgclust.features.base import ImageExtractor, flatten_to_rgb
+from imgclust.features.base import (ImageExtractor, flatten_to_rgb, ort_release_options,
+                                    ort_session_options)
 from imgclust.features.registry import FEATURES
 
 MODEL_NAME = "efficientnet-lite0"
@@ -443,10 +444,8 @@ class CNNExtractor(ImageExtractor):
         except ImportError as exc:
             raise MissingExtraError(_MISSING, "cnn") from exc
         path = cached_onnx(self.side, self.layer, self.cache_dir, self.model, self.pooling)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = ort_session_options(ort, int(self.n_threads or _n_cpus()))
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one chain of convs: no branches
-        opts.intra_op_num_threads = int(self.n_threads or _n_cpus())
         opts.log_severity_level = 3
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -467,11 +466,15 @@ class CNNExtractor(ImageExtractor):
         sess = self._session()
         out = np.empty((len(images), self.output_dim), dtype=np.float32)
         step = int(self.batch_size)
+        import onnxruntime as ort
+
         for start in range(0, len(images), step):
             chunk = np.stack([self._prepare(im) for im in images[start:start + step]])
-            y = sess.run(None, {"images": chunk})[0]
+            last = ort_release_options(ort) if start + step >= len(images) else None
+            y = sess.run(None, {"images": chunk}, None if self.flip else last)[0]
             if self.flip:  # the mirror images: width is axis 2 of (n, h, w, 3)
-                y = (y + sess.run(None, {"images": np.ascontiguousarray(chunk[:, :, ::-1])})[0]) / 2
+                y = (y + sess.run(None, {"images": np.ascontiguousarray(chunk[:, :, ::-1])},
+                                  last)[0]) / 2
             out[start:start + len(chunk)] = y
         if self.l2:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from imgclust.errors import ConfigError, MissingExtraError
-from imgclust.features.base import ImageExtractor, flatten_to_rgb
+from imgclust.features.base import (ImageExtractor, flatten_to_rgb, ort_release_options,
+                                    ort_session_options)
 from imgclust.features.registry import FEATURES
 
 #: named normalisations: (mean, std) per RGB channel, applied to pixels scaled to 0..1
@@ -192,9 +193,7 @@ class OnnxExtractor(ImageExtractor):
         if not path.is_file():
             raise ConfigError(f"onnx: {path}: no such file" if not path.exists() else
                               f"onnx: {path}: not a file")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = int(self.n_threads or _n_cpus())
+        opts = ort_session_options(ort, int(self.n_threads or _n_cpus()))
         opts.log_severity_level = 4
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -279,8 +278,12 @@ class OnnxExtractor(ImageExtractor):
         raise ConfigError(f"onnx: output {self.output_name_!r} has shape {y.shape}; pooling "
                           "handles 2-, 3- and 4-D outputs")
 
-    def _run(self, batch_u8: np.ndarray) -> np.ndarray:
-        """uint8 (n, size, size, 3) -> pooled float32 (n, d)."""
+    def _run(self, batch_u8: np.ndarray, release: bool = False) -> np.ndarray:
+        """uint8 (n, size, size, 3) -> pooled float32 (n, d); ``release``: the call's last
+        batch (ONNX Runtime's arena gives its memory back after it)."""
+        import onnxruntime as ort
+
+        ro = ort_release_options(ort) if release else None
         x = batch_u8[..., ::-1] if self.bgr else batch_u8
         if self._dtype_ == "uint8":
             x = np.ascontiguousarray(x)
@@ -296,11 +299,12 @@ class OnnxExtractor(ImageExtractor):
         if fixed and n != fixed:  # a model exported with a fixed batch: pad the last one
             pad = np.zeros((fixed - n % fixed) % fixed, *x.shape[1:]).astype(x.dtype)
             x = np.concatenate([x, pad])
-            parts = [self._session_.run([self.output_name_], {self.input_name_: x[i:i + fixed]})[0]
+            parts = [self._session_.run([self.output_name_], {self.input_name_: x[i:i + fixed]},
+                                        ro if i + fixed >= len(x) else None)[0]
                      for i in range(0, len(x), fixed)]
             y = np.concatenate(parts)[:n]
         else:
-            y = self._session_.run([self.output_name_], {self.input_name_: x})[0]
+            y = self._session_.run([self.output_name_], {self.input_name_: x}, ro)[0]
         y = self._pool(np.asarray(y, dtype=np.float32))
         if self.l2:
             norms = np.linalg.norm(y, axis=1, keepdims=True)
@@ -327,7 +331,7 @@ class OnnxExtractor(ImageExtractor):
         step = int(self.batch_size)
         for start in range(0, len(images), step):
             chunk = np.stack([self._prepare(im) for im in images[start:start + step]])
-            out[start:start + len(chunk)] = self._run(chunk)
+            out[start:start + len(chunk)] = self._run(chunk, release=start + step >= len(images))
         return out
 
     @property

@@ -54,6 +54,50 @@ MAX_JPEG_SCANS = 100
 #: Conversion to RGB then takes little more: images are shrunk before they are widened.
 MAX_DECODED_BYTES = 256 << 20
 
+#: Memory that the decodes running at once on a process's threads may take together, by their
+#: estimated peak (:data:`_PEAK_FACTOR` times the decoded size). Small images decode side by side;
+#: a large one waits for room, and one larger than the whole budget decodes alone. Measured on a
+#: folder of wallpapers (issue 12): a 4096x4096 WebP peaks at ~270 MB while it decodes, so two at
+#: once on two threads took a run to 1.1 GB; icons and thumbnails are never slowed by it.
+DECODE_MEMORY_BUDGET = 128 << 20
+
+#: Peak memory while decoding, as a multiple of the decoded size (Pillow 13, measured with
+#: ru_maxrss): WebP goes through libwebp's animation decoder (its canvas, the previous canvas and
+#: the copy into Pillow: 4.2x for a 4096x4096 RGB file); PNG and others ~1.1x for RGB, ~2x for RGBA
+#: (flattened onto white). Rounded up.
+_PEAK_FACTOR = {"WEBP": 4.5}
+_DEFAULT_PEAK_FACTOR = 2.0
+
+
+class _MemoryGate:
+    """Admit work while its estimated bytes fit in a shared budget (one item larger than the
+    budget runs alone). Hand-written: a ``threading.Semaphore`` counts slots, not sizes, and no
+    library in our stack bounds concurrent work by bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = int(budget)
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> int:
+        """Wait until ``n`` bytes fit (or nothing else holds any); return what was taken."""
+        n = max(0, min(int(n), self.budget))
+        with self._cond:
+            while self.used and self.used + n > self.budget:
+                self._cond.wait()
+            self.used += n
+        return n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+#: the process-wide gate every decode goes through (module level: threads share one memory)
+_GATE = _MemoryGate(DECODE_MEMORY_BUDGET)
+
+
 #: Seconds one file may take to decode. Checked each time the decoder reads more of the file,
 #: so it is a backstop for what the checks above do not foresee, not an exact limit.
 DECODE_TIME_BUDGET_S = 30.0
@@ -333,18 +377,24 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                     path, f"decode budget: a {im.size[0]}x{im.size[1]} {im.mode} image takes "
                     f"{need} bytes decoded, more than the limit of {max_decoded_bytes} "
                     "(not decoded)")
-            im.load()
-            ImageOps.exif_transpose(im, in_place=True)  # in memory only; saves a full copy
-            img = im
-            if max_side and max(img.size) > max_side:  # shrink before widening to RGB
-                if img.mode in _FILTERED_MODES:
-                    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-                elif max(img.size) > _SAMPLE_FACTOR * max_side:
-                    img = img.resize(_fit(img.size, _SAMPLE_FACTOR * max_side),
-                                     Image.Resampling.NEAREST)
-            img = to_rgb(img)
-            if img is im:  # a plain image, not the file's object: Pillow's WebP file object
-                img = im.copy()  # keeps its decoder and the full-size frame (150 MB at 4096²)
+            held = _GATE.acquire(need * _PEAK_FACTOR.get(im.format, _DEFAULT_PEAK_FACTOR))
+            try:
+                if time_budget_s is not None:  # the time waiting for memory is not decoding
+                    f.deadline = time.monotonic() + time_budget_s
+                im.load()
+                ImageOps.exif_transpose(im, in_place=True)  # in memory only; saves a full copy
+                img = im
+                if max_side and max(img.size) > max_side:  # shrink before widening to RGB
+                    if img.mode in _FILTERED_MODES:
+                        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+                    elif max(img.size) > _SAMPLE_FACTOR * max_side:
+                        img = img.resize(_fit(img.size, _SAMPLE_FACTOR * max_side),
+                                         Image.Resampling.NEAREST)
+                img = to_rgb(img)
+                if img is im:  # a plain image, not the file's object: Pillow's WebP file object
+                    img = im.copy()  # keeps its decoder and the full-size frame (150 MB at 4096²)
+            finally:
+                _GATE.release(held)
     except DecodeError:
         raise
     except _OverBudget:
