@@ -196,7 +196,10 @@ def write_run(result: Result, rd: RunDir) -> None:
     """Write every output of a run atomically: clusters.csv, images.csv, features.npy,
     assign-features.npy (when it differs), model.npz and summary.json."""
     write_clusters(rd, result.clustering)
-    rd.write_csv(IMAGES, IMAGES_HEADER, records_rows(result.records))
+    recs = result.records
+    # a block of rows at a time: the CSV is streamed, no list of every row is built
+    rd.write_csv(IMAGES, IMAGES_HEADER, (row for s in range(0, len(recs), 4096)
+                                         for row in records_rows(recs[s:s + 4096])))
     rd.save_npy(FEATURES, result.features_.X)
     if result.assign_X_ is not None and result.assign_X_ is not result.features_.X:
         rd.save_npy(ASSIGN_FEATURES, result.assign_X_)

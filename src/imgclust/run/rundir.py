@@ -34,8 +34,8 @@ import numpy as np
 
 from imgclust._version import __version__
 from imgclust.errors import RunDirError
-from imgclust.io import (atomic_save_npy, atomic_write_bytes, is_temp_leftover, kill_point,
-                         to_json)
+from imgclust.io import (atomic_save_npy, atomic_write_bytes, atomic_writer, is_temp_leftover,
+                         kill_point, to_json)
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +197,24 @@ class RunDir:
         return self.write_text(name, to_json(obj) + "\n")
 
     def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-        """A CSV in valid UTF-8: undecodable bytes of file names escaped (``ls -b`` style)."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        w.writerows([_escape(v) if isinstance(v, str) else v for v in row] for row in rows)
-        return self.write_text(name, buf.getvalue())
+        """A CSV in valid UTF-8: undecodable bytes of file names escaped (``ls -b`` style).
+
+        Written atomically, recorded in the manifest first, and streamed: ``rows`` (any
+        iterable) is consumed a row at a time, never held as one text in memory.
+        """
+        self._record([name])
+        path = self.path / name
+        with atomic_writer(path) as f:
+            text = io.TextIOWrapper(f, encoding="utf-8", errors="backslashreplace", newline="")
+            try:
+                w = csv.writer(text, lineterminator="\n")
+                w.writerow(header)
+                w.writerows([_escape(v) if isinstance(v, str) else v for v in row]
+                            for row in rows)
+                text.flush()
+            finally:
+                text.detach()  # atomic_writer flushes, syncs and closes the file itself
+        return path
 
     def save_npy(self, name: str, array: np.ndarray) -> Path:
         """Write an array atomically as ``.npy``, recorded in the manifest first; streamed, so
