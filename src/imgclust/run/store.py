@@ -70,12 +70,13 @@ class FeatureStore:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.n_rows, self.dim))
 
-    def take(self, rows: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    def take(self, rows: np.ndarray, chunk: int = 65536, block_bytes: int = 4 << 20
+             ) -> np.ndarray:
         """Rows ``rows`` in that order, as one float32 array in memory (the final matrix).
 
-        The store is read with plain reads of at most ``chunk`` rows at a time, in file order
-        (only the blocks that hold a wanted row), and scattered into the result: nothing but
-        the result and one block is held. Not through the memory map: its pages would count in
+        The store is read with plain reads of at most ``chunk`` rows and ``block_bytes`` bytes
+        at a time, in file order (only the blocks that hold a wanted row), and scattered into
+        the result: nothing but the result and one block is held. Not through the memory map: its pages would count in
         the process's resident memory beside the result (a second copy of the matrix at the
         peak).
 
@@ -84,7 +85,9 @@ class FeatureStore:
         rows : ndarray of int
             Store rows, any order, repeats allowed.
         chunk : int
-            Rows read at a time.
+            Rows read at a time, at most.
+        block_bytes : int
+            Bytes read at a time, at most (one row whatever its width).
 
         Returns
         -------
@@ -100,7 +103,7 @@ class FeatureStore:
         self._f.flush()
         order = np.argsort(rows, kind="stable")
         srt = rows[order]
-        chunk = max(1, int(chunk))
+        chunk = max(1, min(int(chunk), int(block_bytes) // (dim * 4)))
         with open(self.path, "rb") as f:
             lo = 0
             while lo < len(srt):
