@@ -854,6 +854,9 @@ def generate(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning imgclust errors into one-line messages."""
+    from imgclust.runtime import tune_process
+
+    tune_process()  # before scikit-learn, numpy's BLAS or OpenMP are loaded
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # Pillow warns (a raw Python warning on the terminal) on opening any image over its pixel
     # limit; decode_image then refuses that file itself and it is listed with the reason

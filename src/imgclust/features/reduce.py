@@ -214,7 +214,8 @@ def make_umap(n_components: int = 10, n_neighbors: int = 15, min_dist: float = 0
                      spread=spread, init=init, low_memory=low_memory, n_jobs=n_jobs)
 
 
-FEATURES.add("umap", make_umap, primary="n_components", input="array")
+FEATURES.add("umap", make_umap, primary="n_components", input="array", module="umap",
+             extra="umap")
 FEATURES.add("tsne", TSNE, primary="n_components", input="array", about=(
     "t-SNE: a 2-D map that keeps each image's neighbours close.\n\n"
     "t-SNE (scikit-learn) maps the images into 2 (or n_components) dimensions so that "

@@ -13,6 +13,7 @@ from imgclust.errors import ConfigError, ImgclustError
 from imgclust.evaluate import external_scores, internal_scores
 from imgclust.model import Clustering, Features, KSelection
 from imgclust.progress import progress_bar, progress_status
+from imgclust.runtime import threads_for
 from imgclust.run.config import parse_k
 
 
@@ -27,7 +28,8 @@ def cluster_features(feats: Features, method: str, k: int | str, criterion: str 
     k = parse_k(k)
     # a k sweep has its own bar; a single fit gets a spinner
     try:
-        with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"):
+        with progress_status(progress and k != "auto", f"clustering: {method}, k={k}"), \
+                threads_for(feats.X):
             # above SAMPLE_MAX images the sweep (and a method that cannot scale) runs on a sample
             raw, selection, est, note = fit_large(
                 feats.X, method, k, criterion, k_range, random_state=seed,

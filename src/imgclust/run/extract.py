@@ -18,11 +18,12 @@ import numpy as np
 
 from imgclust._version import __version__
 from imgclust.errors import ConfigError
-from imgclust.features import build_steps
+from imgclust.features import build_step, build_steps
 from imgclust.features.auto import choose_features
 from imgclust.io import atomic_save_npy, kill_point
 from imgclust.model import Features, ImageRecord
 from imgclust.progress import progress_bar, progress_status
+from imgclust.runtime import threads_for
 from imgclust.sources import Source
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,15 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
 
     n_prefix = assign_prefix([s for s, _ in steps])
     for i, (name, est) in enumerate(steps[1:], start=1):
+        if est is None:  # deferred by _first_steps
+            est = build_step(name, seed)
+            steps[i] = (name, est)
         if i == n_prefix and assign_out is not None:
             assign_out["X"] = np.ascontiguousarray(X, dtype=np.float32)
         t = time.perf_counter()
         with progress_status(progress, f"features: fitting {name} on {X.shape[0]} × {X.shape[1]}"):
-            X = _fit_array_step(name, est, X)
+            with threads_for(X):
+                X = _fit_array_step(name, est, X)
         timings["features:" + name] = time.perf_counter() - t
     feats = Features(ids=tuple(r.id for r in records), X=np.ascontiguousarray(X, dtype=np.float32),
                      steps=tuple(s for s, _ in steps))
@@ -134,7 +139,7 @@ def _first_steps(spec: str, seed: int, first_imgs: list[Any]
     reason = None
     if spec == "auto":
         spec, reason = choose_features(first_imgs[:64])
-    steps = build_steps(spec, random_state=seed)
+    steps = build_steps(spec, random_state=seed, defer=True)  # UMAP made after the images
     steps[0][1].fit(first_imgs[:1])
     return steps, spec, reason
 

@@ -358,9 +358,6 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
             if im.format in ("JPEG", "MPO"):
                 _check_jpeg_budget(path, im, f.fileno(), st.st_size)
             # the first frame is the current one after open(); no need to seek or count frames
-            orientation = im.getexif().get(0x0112)
-            if isinstance(orientation, int) and orientation in _SWAPS_AXES:
-                width, height = height, width
             stored, coefficients = im.size, _jpeg_coefficient_bytes(im)
             max_side = target_side(im.size, max_side, min_side)
             if max_side and im.format in ("JPEG", "MPO") and max(im.size) > max_side:
@@ -382,6 +379,11 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                 if time_budget_s is not None:  # the time waiting for memory is not decoding
                     f.deadline = time.monotonic() + time_budget_s
                 im.load()
+                # after load(): a PNG's getexif() loads the whole image to find an eXIf chunk
+                # after the pixels, which must happen under the gate
+                orientation = im.getexif().get(0x0112)
+                if isinstance(orientation, int) and orientation in _SWAPS_AXES:
+                    width, height = height, width
                 ImageOps.exif_transpose(im, in_place=True)  # in memory only; saves a full copy
                 img = im
                 if max_side and max(img.size) > max_side:  # shrink before widening to RGB
