@@ -136,11 +136,25 @@ def _reader(source: Any, run_dir: Path) -> Callable[[str], Image.Image]:
     from imgclust.export import moved_files
 
     moved = moved_files(run_dir)
+    previews = None
     if hasattr(source, "set_decode_side"):  # a folder: decode no larger than a thumbnail needs
         source = copy.copy(source)  # (JPEGs at 1/8 scale), without changing the caller's
         source.set_decode_side(THUMB_SIDE)
+        from imgclust.run.thumbstore import ThumbStore
+
+        # the previews the run made from the images it decoded (not read again)
+        previews = ThumbStore.of_run(run_dir)
 
     def read(image_id: str) -> Image.Image:
+        if previews is not None:
+            try:
+                st = os.stat(source.describe(image_id))
+            except OSError:
+                pass
+            else:
+                got = previews.get(image_id, st.st_size, st.st_mtime_ns)
+                if got is not None:
+                    return got
         try:
             return source.read(image_id)[1]
         except DecodeError as exc:

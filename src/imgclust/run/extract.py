@@ -209,7 +209,8 @@ def _prune(cache_dir: Path, keep: Path) -> None:
 
 
 def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
-                    on_file: Any = None) -> tuple[list[Any], np.ndarray]:
+                    on_file: Any = None, previews: list[Any] | None = None
+                    ) -> tuple[list[Any], np.ndarray]:
     """Stat, hash and decode files of a folder on ``threads`` threads, then featurise them.
 
     The unit of work of a folder's extraction, in this process or as a Dask task.
@@ -222,6 +223,9 @@ def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
         Relative paths in ``source``.
     on_file : callable, optional
         Called once per file, in order (moves a progress bar).
+    previews : list, optional
+        Receives ``(id, size, mtime_ns, bytes)``: a small preview of each decoded image
+        (:mod:`imgclust.run.thumbstore`), made on the decoding threads, for the report.
 
     Returns
     -------
@@ -260,12 +264,23 @@ def featurise_files(source: Any, ext: Any, ids: Sequence[str], threads: int = 2,
                            stat_error or "cannot read: not a regular file", None, None, None), None
         return FileRow(i, path, size, mtime, h, "ok", None, rec.width, rec.height, rec.mode), img
 
+    def one_with_preview(i: str) -> tuple[FileRow, Any, bytes | None]:
+        row, img = one(i)
+        # only from an image decoded at least as large as a preview (pixels:8 decodes at 8 px)
+        good = (img is not None and previews is not None
+                and max(img.size) >= min(PREVIEW_SIDE, max(row.width, row.height)))
+        return row, img, preview_bytes(img) if good else None
+
+    from imgclust.run.thumbstore import PREVIEW_SIDE, preview_bytes
+
     rows, imgs = [], []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for row, img in pool.map(one, ids):
+        for row, img, preview in pool.map(one_with_preview, ids):
             rows.append(row)
             if img is not None:
                 imgs.append(img)
+            if preview is not None:
+                previews.append((row.id, row.size, row.mtime_ns, preview))
             if on_file is not None:
                 on_file()
     X = (np.asarray(ext.transform(imgs), dtype=np.float32) if imgs
@@ -356,10 +371,19 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
             commit(i, rows, X)
             pbar.update(len(rows))
     else:
+        from imgclust.run.thumbstore import THUMBS_FILE, ThumbStore
+
         threads = min(8, os.cpu_count() or 1)
-        for i, chunk in enumerate(chunks):
-            rows, X = featurise_files(source, ext, chunk, threads, on_file=lambda: pbar.update(1))
-            commit(i, rows, X)
+        thumbs = ThumbStore(bdir / THUMBS_FILE)  # previews for the report (distributed: none)
+        try:
+            for i, chunk in enumerate(chunks):
+                previews: list[Any] = []
+                rows, X = featurise_files(source, ext, chunk, threads,
+                                          on_file=lambda: pbar.update(1), previews=previews)
+                commit(i, rows, X)
+                thumbs.put_many(previews)
+        finally:
+            thumbs.close()
     pbar.close()
     stats["removed"] = cat.drop_missing(ids)
     # the run's images, in candidate order, from the catalogue (read in id order, one entry at
