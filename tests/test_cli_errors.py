@@ -38,3 +38,37 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys):
     assert "Traceback" not in err
     assert err.strip().splitlines() == [
         "error: RuntimeError: something broke (an unexpected failure; IMGCLUST_DEBUG=1 shows where)"]
+
+
+@pytest.mark.parametrize("features", ["auto", "cnn"])
+def test_a_criterion_no_auto_method_takes_is_refused_before_reading(tmp_path, capsys,
+                                                                    monkeypatch, features):
+    """``--criterion bic`` with the automatic method: exit 2 before the first image is read,
+    no run folder left behind (it used to fail after reading every image)."""
+    from PIL import Image
+
+    import imgclust.run.extract as extract
+    from imgclust.cli import main
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 30), (60 * i, 0, 0)).save(root / f"{i}.png")
+    monkeypatch.setattr(extract, "featurise_files", lambda *a, **k: pytest.fail("read images"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(root), "-f", features, "--criterion", "bic", "-o", str(out), "-q"])
+    assert e.value.code == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "criterion='bic' does not apply to" in err[0] and "kmeans" in err[0]
+
+
+def test_a_criterion_of_the_other_auto_method_chooses_it():
+    from imgclust.features.auto import GLYPH_TAIL, choose_method
+
+    assert choose_method("cnn,pca:50,umap:10")[:2] == ("kmeans", "log-elbow")
+    assert choose_method("cnn,pca:50,umap:10", "graph")[:2] == ("knn-spectral", "graph")
+    assert choose_method("pixels," + GLYPH_TAIL, "density")[:2] == ("kmeans", "density")
+    assert choose_method("pixels," + GLYPH_TAIL, "silhouette")[:2] == ("knn-spectral",
+                                                                       "silhouette")

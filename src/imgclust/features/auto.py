@@ -118,7 +118,12 @@ def choose_features(sample: Sequence[Image.Image]) -> tuple[str, str]:
                                           "(pip install \"imgclust[cnn]\"): 32x32 pixels, PCA, " + reduce)
 
 
-def choose_method(feature_spec: str | None = None) -> tuple[str, str, str]:
+#: the methods ``--method auto`` chooses between (glyphs, photos)
+AUTO_METHODS = ("knn-spectral", "kmeans")
+
+
+def choose_method(feature_spec: str | None = None, criterion: str | None = None
+                  ) -> tuple[str, str, str]:
     """The clustering method and k criterion for ``--method auto``, and the reason.
 
     ``feature_spec`` is the resolved feature spec. After the glyph pipeline (it ends with
@@ -129,10 +134,27 @@ def choose_method(feature_spec: str | None = None) -> tuple[str, str, str]:
     log-inertia curve from one cluster on (``log-elbow``; silhouette chose k = 2 on real mixed
     folders with one far group; see the module docstring for the measurements).
 
+    A ``criterion`` the user gave that does not apply to that method but applies to the other
+    of :data:`AUTO_METHODS` chooses the other (``--criterion graph`` on photos: knn-spectral);
+    :func:`imgclust.run.extract.validate` refuses, before any image is read, a criterion
+    that applies to neither.
+
     Returns
     -------
     method, criterion, reason
     """
+    if criterion is not None:
+        from imgclust.cluster import criteria
+        from imgclust.cluster import registry as creg
+
+        creg.load_builtins()
+        method, crit, reason = choose_method(feature_spec)
+        if criterion not in criteria.for_method(creg.entry(method).meta):
+            for other in AUTO_METHODS:
+                if criterion in criteria.for_method(creg.entry(other).meta):
+                    return other, criterion, (f"{other}, the automatic method that "
+                                              f"--criterion {criterion} applies to")
+        return method, criterion, reason
     if feature_spec and feature_spec.endswith(GLYPH_TAIL):
         return ("knn-spectral", "graph", "spectral clustering of the glyphs' 10-nearest-neighbour "
                 "graph; k = the smaller of its Laplacian's eigengap and its highest modularity")

@@ -466,8 +466,14 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
         raise ConfigError(f"export mode {export!r}; valid: {', '.join(MODES)}")
     if criterion is not None:
         methods = [method] if isinstance(method, str) else list(method)
-        if "auto" in methods:  # the method is chosen later: any method's criterion may apply
-            valid = sorted({c for n in creg.names() for c in criteria.for_method(creg.entry(n).meta)})
+        if "auto" in methods:
+            from imgclust.features.auto import AUTO_METHODS, choose_method
+
+            # known now when the features are given; chosen after them otherwise
+            auto = ([choose_method(features)[0]] if features != "auto" else list(AUTO_METHODS))
+            methods = [m for m in methods if m != "auto"] + [f"{m} (auto)" for m in auto]
+            valid = [c for m in methods
+                     for c in criteria.for_method(creg.entry(m.split(" ")[0]).meta)]
         else:
             valid = [c for m in methods
                      for c in criteria.for_method(creg.entry(freg.parse_name(m)).meta)]

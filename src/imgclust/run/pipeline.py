@@ -119,8 +119,7 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     kill_point("features")
     method_reason = None
     if method == "auto":
-        method, auto_criterion, method_reason = choose_method(",".join(feats.steps))
-        criterion = criterion or auto_criterion
+        method, criterion, method_reason = choose_method(",".join(feats.steps), criterion)
     t = time.perf_counter()
     clustering, selection, est = cluster_features(feats, method, k, criterion, k_range, seed,
                                                   progress)

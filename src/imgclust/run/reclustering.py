@@ -75,8 +75,7 @@ def recluster(run_dir: str | Path, k: int | str = "auto", method: str | None = N
     if method is None or method == "auto":
         prev = s.get("method", {})
         if method == "auto":
-            method, auto_crit, why = choose_method(",".join(res.features_.steps))
-            criterion = criterion or auto_crit
+            method, criterion, why = choose_method(",".join(res.features_.steps), criterion)
         else:
             method, why = prev.get("name"), prev.get("why")
             if criterion is None and k == "auto" and prev.get("name") == method:
