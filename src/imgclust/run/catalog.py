@@ -109,6 +109,9 @@ class Catalog:
         return int(self.get_meta("n_rows") or 0)
 
     # -- reading ---------------------------------------------------------------------------
+    #: entries an ordered pass fetches at a time, at most
+    FETCH_MAX = 4096
+
     _ENTRY = ("SELECT f.id, f.size, f.mtime_ns, f.hash, f.status, f.reason, f.width, f.height,"
               " f.mode, x.row FROM files f LEFT JOIN features x ON f.hash = x.hash")
 
@@ -120,7 +123,8 @@ class Catalog:
 
     def _entries(self, start: bytes) -> Iterator[tuple]:
         """The entries from id ``start`` on, in id order (SQLite orders BLOBs by their bytes),
-        fetched 16 at first (a lookup out of order starts a pass), then up to 4,096 at a time."""
+        fetched 16 at first (a lookup out of order starts a pass), then up to
+        :attr:`FETCH_MAX` at a time."""
         cur = self.con.execute(self._ENTRY + " WHERE f.id >= ? ORDER BY f.id", (start,))
         size = 16
         try:
@@ -129,7 +133,7 @@ class Catalog:
                 if not block:
                     return
                 yield from block
-                size = min(4096, size * 4)
+                size = min(self.FETCH_MAX, size * 4)
         finally:
             cur.close()
 

@@ -15,6 +15,8 @@ import numpy as np
 
 STORE_FILE = "store.f32"
 CATALOG_FILE = "catalog.sqlite"
+#: bytes :meth:`FeatureStore.take` reads at a time, at most
+TAKE_BLOCK_BYTES = 4 << 20
 
 
 class FeatureStore:
@@ -70,15 +72,15 @@ class FeatureStore:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.n_rows, self.dim))
 
-    def take(self, rows: np.ndarray, chunk: int = 65536, block_bytes: int = 4 << 20
+    def take(self, rows: np.ndarray, chunk: int = 65536, block_bytes: int | None = None
              ) -> np.ndarray:
         """Rows ``rows`` in that order, as one float32 array in memory (the final matrix).
 
         The store is read with plain reads of at most ``chunk`` rows and ``block_bytes`` bytes
         at a time, in file order (only the blocks that hold a wanted row), and scattered into
-        the result: nothing but the result and one block is held. Not through the memory map: its pages would count in
-        the process's resident memory beside the result (a second copy of the matrix at the
-        peak).
+        the result: nothing but the result and one block is held. Not through the memory map:
+        its pages would count in the process's resident memory beside the result (a second
+        copy of the matrix at the peak).
 
         Parameters
         ----------
@@ -86,8 +88,9 @@ class FeatureStore:
             Store rows, any order, repeats allowed.
         chunk : int
             Rows read at a time, at most.
-        block_bytes : int
-            Bytes read at a time, at most (one row whatever its width).
+        block_bytes : int, optional
+            Bytes read at a time, at most (one row whatever its width); default
+            :data:`TAKE_BLOCK_BYTES`.
 
         Returns
         -------
@@ -103,7 +106,8 @@ class FeatureStore:
         self._f.flush()
         order = np.argsort(rows, kind="stable")
         srt = rows[order]
-        chunk = max(1, min(int(chunk), int(block_bytes) // (dim * 4)))
+        nbytes = TAKE_BLOCK_BYTES if block_bytes is None else int(block_bytes)
+        chunk = max(1, min(int(chunk), nbytes // (dim * 4)))
         with open(self.path, "rb") as f:
             lo = 0
             while lo < len(srt):
