@@ -1,5 +1,5 @@
 """CNN feature variants side by side on labelled folders (issue 12): Lite0 / Lite2, pooling,
-test-time flips, L2.
+test-time flips, L2, HOG beside the CNN (``cnn:hog=0.5``).
 
 For each folder the images are decoded once (at the side each variant needs), each variant's
 features are computed once (seconds recorded), then for each seed the default photo tail
@@ -27,6 +27,7 @@ VARIANTS = {
     "lite0 gem": {"pooling": "gem"},
     "lite0 l2": {"l2": True},
     "lite2 flip l2": {"model": "lite2", "flip": True, "l2": True},
+    "lite0 hog0.5": {"hog": 0.5},  # HOG beside the CNN (bench/photo_features.py, stop 12)
 }
 
 
@@ -58,7 +59,7 @@ def main() -> None:
             recs, chunks = [], []
             for r, imgs in src.iter_batches(64):
                 recs += r
-                chunks.append(ext.fit_transform(imgs) if imgs else np.zeros((0, 1280)))
+                chunks.append(ext.fit_transform(imgs) if imgs else np.zeros((0, ext.output_dim)))
             X = np.concatenate(chunks)
             secs = time.perf_counter() - t
             y = [labels.get(r.id) for r in recs]
