@@ -74,7 +74,7 @@ def run_imgclust(folder: Path, work: Path) -> dict[str, object]:
         p = [int(r["cluster"]) for r in rows]
         res.update(n=len(rows), k=len(set(c for c in p if c >= 0)), acc=round(hungarian_acc(y, p), 3))
         summary = json.loads((out / "summary.json").read_text())
-        res["timings"] = summary.get("timings")
+        res["timings"] = summary.get("timings_s")
     return res
 
 
