@@ -4,6 +4,10 @@
         For each size: a folder of generated 640x480 JPEGs, then ``imgclust run`` on it
         (pixels:8, minibatch-kmeans, k=10, no report) twice: the first run (ingest rate from
         summary.json's features timing, peak RSS, wall) and a rerun on the unchanged folder.
+    python bench/scale.py stages --folder /tmp/scale/jpegs-100000 --out /tmp/scale/run-100000
+        One ``imgclust.run`` in this process (same options as ingest) while a thread samples
+        VmRSS every 20 ms: the largest resident memory in each stage (imports, extraction,
+        clustering, scores, writing), to find what grows with n.
     python bench/scale.py cpu --n 1000
         CPU milliseconds per image of stat + hash + decode + pixels, decoding at 512 px a side
         (the folder's default) and at 16 (what pixels:8 needs): a figure the load cannot skew.
@@ -23,6 +27,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +63,13 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict:
         out["stderr"] = p.stderr[-1500:]
     out["stdout"] = p.stdout[-3000:]
     return out
+
+
+def _rev() -> str | None:
+    """The checkout's commit (short), for the results file."""
+    p = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                       capture_output=True, text=True)
+    return p.stdout.strip() or None
 
 
 def generate(folder: Path, n: int, seed: int = 0) -> None:
@@ -104,6 +116,8 @@ def ingest(args: argparse.Namespace) -> list[dict]:
         generate(folder, n)
         gen_s = time.perf_counter() - t
         out = work / f"run-{n}"
+        if (out / "run.json").exists():  # this benchmark's own run: the first run starts empty
+            shutil.rmtree(out)
         cmd = [sys.executable, "-m", "imgclust.cli", "run", str(folder), "-o", str(out),
                "-f", args.features, "-m", args.method, "-k", "10", "-q", "--no-report",
                "--overwrite"]
@@ -113,7 +127,8 @@ def ingest(args: argparse.Namespace) -> list[dict]:
         summ = json.loads((out / "summary.json").read_text()) if first["rc"] == 0 else {}
         feat_s = summ.get("timings_s", {}).get(f"features:{args.features.split(',')[0]}")
         again = timed(cmd)
-        row = {"bench": "ingest", "n": n, "features": args.features, "method": args.method,
+        row = {"bench": "ingest", "n": n, "rev": _rev(), "features": args.features,
+               "method": args.method,
                "workers": args.workers, "cores": os.cpu_count(), "generate_s": round(gen_s, 1),
                "first": {k: v for k, v in first.items() if k != "stdout"},
                "features_s": feat_s,
@@ -155,6 +170,51 @@ def cpu(args: argparse.Namespace) -> list[dict]:
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def stages(args: argparse.Namespace) -> list[dict]:
+    """Largest VmRSS (MB) per stage of one in-process run (a sampling thread, every 20 ms)."""
+    import threading
+
+    from imgclust.run import pipeline
+
+    stage, top = ["imports"], {}
+
+    def rss_mb() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) // 1024 for ln in f if ln.startswith("VmRSS"))
+
+    def sample() -> None:
+        while True:
+            top[stage[0]] = max(top.get(stage[0], 0), rss_mb())
+            time.sleep(0.02)
+
+    def wrap(name: str, label: str) -> None:
+        f = getattr(pipeline, name)
+
+        def g(*a, **k):
+            stage[0] = label
+            try:
+                return f(*a, **k)
+            finally:
+                stage[0] = "after " + label
+
+        setattr(pipeline, name, g)
+
+    for name, label in (("extract_features", "extraction"), ("cluster_features", "clustering"),
+                        ("score", "scores"), ("write_run", "writing")):
+        wrap(name, label)
+    threading.Thread(target=sample, daemon=True).start()
+    time.sleep(0.1)
+    t = time.perf_counter()
+    pipeline.run(args.folder, args.out, features=args.features, method=args.method, k=10,
+                 overwrite=True)
+    time.sleep(0.1)
+    row = {"bench": "stages", "folder": args.folder, "rev": _rev(), "features": args.features,
+           "method": args.method, "wall_s": round(time.perf_counter() - t, 1),
+           "max_rss_mb": top, "loadavg": open("/proc/loadavg").read().split()[:3]}
+    print(json.dumps(row), flush=True)
+    return [row]
 
 
 def _kmeans_child(args: argparse.Namespace) -> None:
@@ -221,6 +281,11 @@ def main() -> None:
     c.add_argument("--work", default="/tmp/imgclust-scale")
     c.add_argument("--features", default="pixels:8")
     c.add_argument("--need", type=int, default=16)
+    s = sub.add_parser("stages")
+    s.add_argument("--folder", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--features", default="pixels:8")
+    s.add_argument("--method", default="minibatch-kmeans")
     g = sub.add_parser("gen")
     g.add_argument("folder")
     g.add_argument("n", type=int)
@@ -231,7 +296,7 @@ def main() -> None:
     if args.cmd == "_kmeans_child":
         _kmeans_child(args)
         return
-    rows = {"ingest": ingest, "kmeans": kmeans, "cpu": cpu}[args.cmd](args)
+    rows = {"ingest": ingest, "kmeans": kmeans, "cpu": cpu, "stages": stages}[args.cmd](args)
     RESULTS.parent.mkdir(exist_ok=True)
     with open(RESULTS, "a") as f:
         for r in rows:
