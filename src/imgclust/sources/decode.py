@@ -59,7 +59,8 @@ MAX_DECODED_BYTES = 256 << 20
 #: a large one waits for room, and one larger than the whole budget decodes alone. Measured on a
 #: folder of wallpapers (issue 12): a 4096x4096 WebP peaks at ~270 MB while it decodes, so two at
 #: once on two threads took a run to 1.1 GB; icons and thumbnails are never slowed by it.
-DECODE_MEMORY_BUDGET = 128 << 20
+#: libwebp's simple decoder (the ``webp`` package) takes 166 MB for such a file, in 0.5 s.
+DECODE_MEMORY_BUDGET = 256 << 20
 
 #: Peak memory while decoding, as a multiple of the decoded size (Pillow 13, measured with
 #: ru_maxrss): WebP goes through libwebp's animation decoder (its canvas, the previous canvas and
@@ -67,6 +68,9 @@ DECODE_MEMORY_BUDGET = 128 << 20
 #: (flattened onto white). Rounded up.
 _PEAK_FACTOR = {"WEBP": 4.5}
 _DEFAULT_PEAK_FACTOR = 2.0
+#: a still WebP through libwebp's simple decoder (:func:`_decode_webp`): one RGBA buffer that
+#: Pillow shares, the file's bytes and the shrinking (measured: 166 MB for 4096x4096, 2.6x)
+_SIMPLE_WEBP_FACTOR = 2.6
 
 
 class _MemoryGate:
@@ -374,18 +378,29 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                     path, f"decode budget: a {im.size[0]}x{im.size[1]} {im.mode} image takes "
                     f"{need} bytes decoded, more than the limit of {max_decoded_bytes} "
                     "(not decoded)")
-            held = _GATE.acquire(need * _PEAK_FACTOR.get(im.format, _DEFAULT_PEAK_FACTOR))
+            simple_webp = (im.format == "WEBP" and not getattr(im, "is_animated", False)
+                           and _webp_module() is not None)
+            factor = (_SIMPLE_WEBP_FACTOR if simple_webp
+                      else _PEAK_FACTOR.get(im.format, _DEFAULT_PEAK_FACTOR))
+            held = _GATE.acquire(need * factor)
             try:
                 if time_budget_s is not None:  # the time waiting for memory is not decoding
                     f.deadline = time.monotonic() + time_budget_s
-                im.load()
-                # after load(): a PNG's getexif() loads the whole image to find an eXIf chunk
-                # after the pixels, which must happen under the gate
-                orientation = im.getexif().get(0x0112)
+                if simple_webp:
+                    orientation = im.getexif().get(0x0112)  # a WebP's EXIF is in its header
+                    img = _decode_webp(f, path)
+                    op = _ORIENTATION_OPS.get(orientation) if isinstance(orientation, int) else None
+                    if op is not None:
+                        img = img.transpose(op)
+                else:
+                    im.load()
+                    # after load(): a PNG's getexif() loads the whole image to find an eXIf
+                    # chunk after the pixels, which must happen under the gate
+                    orientation = im.getexif().get(0x0112)
+                    ImageOps.exif_transpose(im, in_place=True)  # in memory: saves a full copy
+                    img = im
                 if isinstance(orientation, int) and orientation in _SWAPS_AXES:
                     width, height = height, width
-                ImageOps.exif_transpose(im, in_place=True)  # in memory only; saves a full copy
-                img = im
                 if max_side and max(img.size) > max_side:  # shrink before widening to RGB
                     if img.mode in _FILTERED_MODES:
                         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
@@ -427,6 +442,50 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
     if max_side and max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return ImageRecord(id=image_id, path=path, width=width, height=height, mode=mode), img
+
+
+#: what ``ImageOps.exif_transpose`` does for each EXIF orientation (Pillow's own table)
+_ORIENTATION_OPS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                    8: Image.Transpose.ROTATE_90}
+
+_WEBP: list = []
+
+
+def _webp_module():
+    """The ``webp`` package (libwebp's own decoder through cffi), or ``None`` without it."""
+    if not _WEBP:
+        try:
+            import webp
+        except ImportError:  # optional: Pillow's decoder is used instead
+            webp = None
+        _WEBP.append(webp)
+    return _WEBP[0]
+
+
+def _decode_webp(f: "_BudgetedFile", path: str) -> Image.Image:
+    """A still WebP decoded by libwebp's simple decoder into one RGBA buffer that Pillow then
+    shares (``frombuffer``): ~1x the image's size, where Pillow 13's own WebP plug-in (libwebp's
+    animation decoder, its canvases and a copy) peaks at ~4.2x (286 MB for 4096x4096)."""
+    webp = _webp_module()
+    f.seek(0)
+    data = webp.WebPData.from_buffer(f.read())
+    cfg = webp.WebPDecoderConfig.new()
+    cfg.read_features(data)
+    w, h = int(cfg.input.width), int(cfg.input.height)
+    arr = np.empty((h, w, 4), dtype=np.uint8)
+    cfg.output.colorspace = webp.WebPColorMode.RGBA.value
+    cfg.output.u.RGBA.rgba = webp.ffi.cast("uint8_t*", webp.ffi.from_buffer(arr))
+    cfg.output.u.RGBA.size = arr.size
+    cfg.output.u.RGBA.stride = w * 4
+    cfg.output.is_external_memory = 1
+    status = webp.lib.WebPDecode(data.ptr.bytes, data.size, cfg.ptr)
+    webp.lib.WebPFreeDecBuffer(webp.ffi.addressof(cfg.ptr, "output"))
+    if status != webp.lib.VP8_STATUS_OK:
+        raise DecodeError(path, f"corrupt or truncated image: WebP decoder status {status}")
+    # an opaque file gets alpha 255 everywhere: flattened onto white, the same pixels as RGB
+    return Image.frombuffer("RGBA", (w, h), arr, "raw", "RGBA", 0, 1)
 
 
 def _stat_regular(path: str) -> os.stat_result:
