@@ -91,3 +91,20 @@ def test_catalog_lookup_in_and_out_of_order_matches_the_table(tmp_path):
     assert [cat.lookup(i) for i in names] == [None] * 5 + [want[i] for i in names[5:]]
     assert cat.drop_missing(names[5:]) == 0
     cat.close()
+
+
+def test_catalog_write_on_a_full_disk_is_an_oserror_naming_the_database(tmp_path):
+    """SQLite's "database or disk is full" (its failed COMMIT has already rolled back, so a
+    second ROLLBACK used to hide it behind "no transaction is active") becomes ENOSPC."""
+    import errno
+    import sqlite3
+
+    cat = Catalog(tmp_path / "c.sqlite")
+    cat.con.execute("BEGIN IMMEDIATE")
+    cat.con.execute("INSERT INTO meta VALUES ('x', '1')")
+    with pytest.raises(OSError) as info:
+        cat._abort(sqlite3.OperationalError("database or disk is full"))
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "c.sqlite")
+    assert not cat.con.in_transaction and cat.get_meta("x") is None  # rolled back
+    cat._abort(ValueError("other"))  # no transaction left: nothing to roll back, no error
+    cat.close()

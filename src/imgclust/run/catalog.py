@@ -19,7 +19,9 @@ SQLite for one entry otherwise.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -194,9 +196,18 @@ class Catalog:
             if dim is not None:
                 cur.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(dim),))
             cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
+        except BaseException as exc:
+            self._abort(exc)
             raise
+
+    def _abort(self, exc: BaseException) -> None:
+        """Roll back the transaction a write left open (a failed COMMIT has already rolled it
+        back), and raise a full disk as the OSError it is, naming the database (SQLite says
+        only "database or disk is full")."""
+        if self.con.in_transaction:
+            self.con.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from exc
 
     def drop_missing(self, present: Iterable[str]) -> int:
         """Remove the entries of files no longer in the folder; returns how many.
@@ -216,7 +227,7 @@ class Catalog:
                                "(SELECT id FROM temp.present)").rowcount
             con.execute("DELETE FROM temp.present")
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            self._abort(exc)
             raise
         return int(gone)
