@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from imgclust.errors import ConfigError, ImgclustError
+from imgclust.errors import ConfigError
 from imgclust.evaluate.metrics import hungarian_accuracy
 from imgclust.sources import Source, open_source
 
