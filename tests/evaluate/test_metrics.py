@@ -84,3 +84,28 @@ def test_agreement_matrix():
     assert m[0, 1] == pytest.approx(1.0) and m[0, 2] < 0
     _, n = agreement_matrix({"a": [0, 0, 1, 1], "c": [0, 1, 0, 1]}, score="nmi")
     assert n[0, 1] == pytest.approx(0.0)
+
+
+def test_scores_without_matrix_copies_match_scikit_learn():
+    """internal_scores' Calinski-Harabasz (one cluster's rows converted at a time) and the
+    sampled silhouette (rows picked without copying every non-noise row) give scikit-learn's
+    numbers."""
+    from sklearn.metrics import calinski_harabasz_score, silhouette_score
+
+    from imgclust.cluster import select_k
+    from imgclust.evaluate.metrics import _calinski_harabasz
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 7)).astype(np.float32)
+    labels = rng.integers(-1, 5, 3000)  # -1: noise
+    m = labels >= 0
+    assert _calinski_harabasz(X[m], labels[m]) == pytest.approx(
+        calinski_harabasz_score(X[m], labels[m]), rel=1e-12)
+    old = select_k.SILHOUETTE_SAMPLE
+    try:
+        select_k.SILHOUETTE_SAMPLE = 500
+        got = select_k.safe_silhouette(X, labels, random_state=4)
+    finally:
+        select_k.SILHOUETTE_SAMPLE = old
+    assert got == pytest.approx(silhouette_score(X[m], labels[m], sample_size=500,
+                                                 random_state=4), rel=1e-12)

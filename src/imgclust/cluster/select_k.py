@@ -26,8 +26,15 @@ def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     n_lab = len(np.unique(labs))
     if n_lab < 2 or n_lab >= mask.sum():
         return None
-    sample = SILHOUETTE_SAMPLE if mask.sum() > SILHOUETTE_SAMPLE else None
-    return float(silhouette_score(X[mask], labs, sample_size=sample, random_state=random_state))
+    if mask.sum() > SILHOUETTE_SAMPLE:
+        # the rows silhouette_score(X[mask], sample_size=...) would draw, taken without the
+        # copy of every non-noise row
+        from sklearn.utils import check_random_state
+
+        pick = check_random_state(random_state).permutation(int(mask.sum()))[:SILHOUETTE_SAMPLE]
+        rows = np.flatnonzero(mask)[pick]
+        return float(silhouette_score(X[rows], labels[rows]))
+    return float(silhouette_score(X[mask], labs))
 
 
 def within_ss(X: np.ndarray, labels: np.ndarray) -> float:

@@ -81,12 +81,28 @@ def internal_scores(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     mask = labels >= 0
     n_lab = len(np.unique(labels[mask]))
     ok = 2 <= n_lab < mask.sum()
+    Xm, lm = (X, labels) if mask.all() else (X[mask], labels[mask])  # no copy without noise
     return {
         "silhouette": safe_silhouette(X, labels, random_state),
-        "davies_bouldin": float(davies_bouldin_score(X[mask], labels[mask])) if ok else None,
-        "calinski_harabasz": float(calinski_harabasz_score(X[mask], labels[mask])) if ok else None,
+        "davies_bouldin": float(davies_bouldin_score(Xm, lm)) if ok else None,
+        "calinski_harabasz": _calinski_harabasz(Xm, lm) if ok else None,
         "noise_share": float((~mask).mean()),
     }
+
+
+def _calinski_harabasz(X: np.ndarray, labels: np.ndarray) -> float:
+    """scikit-learn's ``calinski_harabasz_score`` (same float64 arithmetic), one cluster's rows
+    converted at a time instead of a float64 copy of the whole matrix."""
+    ks, labels = np.unique(labels, return_inverse=True)
+    n, n_labels = len(X), len(ks)
+    mean = np.mean(X, axis=0, dtype=np.float64)
+    extra, intra = 0.0, 0.0
+    for k in range(n_labels):
+        ck = X[labels == k].astype(np.float64)
+        mk = np.mean(ck, axis=0)
+        extra += ck.shape[0] * np.sum((mk - mean) ** 2)
+        intra += np.sum((ck - mk) ** 2)
+    return float(1.0 if intra == 0.0 else extra * (n - n_labels) / (intra * (n_labels - 1.0)))
 
 
 def _py(v: Any) -> Any:
