@@ -28,10 +28,8 @@ def test_report_reads_previews_not_files(tmp_path, monkeypatch):
     root, out = tmp_path / "imgs", tmp_path / "run"
     _folder(root)
     imgclust.run(root, out, features="pixels:8", method="kmeans", k=2)
-    # pixels:8 decodes each file at 8 px: too small for a preview, none is kept
-    store = ThumbStore.of_run(out)
-    assert store is not None and store._db.execute(
-        "SELECT count(*) FROM previews").fetchone()[0] == 0
+    # pixels:8 decodes each file at 8 px: too small for a preview, none is kept (no file)
+    assert ThumbStore.of_run(out) is None and not list(out.glob("cache/*/thumbs.sqlite*"))
     out = tmp_path / "run2"
     imgclust.run(root, out, features="pixels:64", method="kmeans", k=2)
     store = ThumbStore.of_run(out)
@@ -65,3 +63,20 @@ def test_run_without_previews_falls_back_to_files(tmp_path):
     assert ThumbStore.of_run(out) is None
     img = _reader(FolderSource(root), out)("red/0.png")
     assert max(img.size) <= 512
+
+
+def test_previews_that_cannot_be_written_are_dropped(tmp_path, monkeypatch):
+    """A full disk while writing previews: nothing of them is kept, the run is not stopped."""
+    import sqlite3
+
+    store = ThumbStore(tmp_path / "thumbs.sqlite")
+    assert store.put_many([("a", 1, 2, b"x")])
+    assert (tmp_path / "thumbs.sqlite").exists()
+
+    def full(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ThumbStore, "_writer", full)
+    assert store.put_many([("b\udcff", 1, 2, b"y")]) is False  # a non-UTF-8 name, too
+    assert not (tmp_path / "thumbs.sqlite").exists()
+    assert ThumbStore.of_run(tmp_path) is None

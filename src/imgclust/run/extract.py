@@ -374,16 +374,27 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
         from imgclust.run.thumbstore import THUMBS_FILE, ThumbStore
 
         threads = min(8, os.cpu_count() or 1)
-        thumbs = ThumbStore(bdir / THUMBS_FILE)  # previews for the report (distributed: none)
+        import sqlite3
+
+        try:  # previews for the report (a cache: a run goes on without; distributed: none)
+            thumbs: ThumbStore | None = ThumbStore(bdir / THUMBS_FILE)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("%s: previews not kept (%s)", bdir / THUMBS_FILE, exc)
+            thumbs = None
         try:
             for i, chunk in enumerate(chunks):
                 previews: list[Any] = []
                 rows, X = featurise_files(source, ext, chunk, threads,
-                                          on_file=lambda: pbar.update(1), previews=previews)
+                                          on_file=lambda: pbar.update(1),
+                                          previews=previews if thumbs is not None else None)
                 commit(i, rows, X)
-                thumbs.put_many(previews)
+                if thumbs is not None and not thumbs.put_many(previews):
+                    log.warning("%s: previews not kept (cannot write them); the report reads "
+                                "the images again", thumbs.path)
+                    thumbs = None
         finally:
-            thumbs.close()
+            if thumbs is not None:
+                thumbs.close()
     pbar.close()
     stats["removed"] = cat.drop_missing(ids)
     # the run's images, in candidate order, from the catalogue (read in id order, one entry at

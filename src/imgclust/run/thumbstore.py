@@ -62,15 +62,19 @@ class ThumbStore:
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
         if readonly:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                        check_same_thread=False)
-        else:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS previews (id TEXT PRIMARY KEY, "
-                             "size INTEGER, mtime_ns INTEGER, data BLOB)")
+        # writing: the file is made with the first preview (a run with none leaves no file)
         self._lock = threading.Lock()  # the report reads from several threads
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("CREATE TABLE IF NOT EXISTS previews (id BLOB PRIMARY KEY, "
+                             "size INTEGER, mtime_ns INTEGER, data BLOB)")
+        return self._db
 
     @classmethod
     def of_run(cls, run_dir: str | Path) -> "ThumbStore | None":
@@ -82,17 +86,40 @@ class ThumbStore:
                 continue
         return None
 
-    def put_many(self, rows: Iterable[tuple[str, int, int, bytes]]) -> None:
-        """Add or replace previews ``(id, size, mtime_ns, data)`` and commit them."""
-        with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO previews VALUES (?, ?, ?, ?)", rows)
+    def put_many(self, rows: Iterable[tuple[str, int, int, bytes]]) -> bool:
+        """Add or replace previews ``(id, size, mtime_ns, data)`` and commit them.
+
+        Returns False, with nothing kept, when they cannot be written (a full disk): previews
+        are a cache, so the run goes on without them and the report reads the files.
+        """
+        rows = [(_key(i), a, b, d) for i, a, b, d in rows]
+        if not rows:
+            return True
+        try:
+            with self._lock:
+                db = self._writer()
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO previews VALUES (?, ?, ?, ?)", rows)
+        except (sqlite3.Error, OSError):
+            self.discard()
+            return False
+        return True
+
+    def discard(self) -> None:
+        """Close and delete the previews (this module's files only: ``thumbs.sqlite`` and its
+        rollback journal), freeing their space."""
+        self.close()
+        for suffix in ("", "-journal"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
 
     def get(self, image_id: str, size: int, mtime_ns: int) -> Image.Image | None:
         """The preview of ``image_id`` if it was made from a file of this size and mtime."""
+        if self._db is None:
+            return None
         try:
             with self._lock:
                 row = self._db.execute("SELECT size, mtime_ns, data FROM previews WHERE id = ?",
-                                       (image_id,)).fetchone()
+                                       (_key(image_id),)).fetchone()
         except sqlite3.Error:  # a damaged cache: the caller reads the file instead
             return None
         if row is None or row[0] != size or row[1] != mtime_ns:
@@ -105,4 +132,16 @@ class ThumbStore:
         return img
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is None:
+            return
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+        self._db = None
+
+
+def _key(image_id: str) -> bytes:
+    """An id as stored: its bytes (a file name may hold bytes that are not UTF-8, kept by
+    Python as surrogates, which SQLite's text cannot take)."""
+    return image_id.encode("utf-8", "surrogateescape")
