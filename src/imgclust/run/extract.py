@@ -371,11 +371,11 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
             commit(i, rows, X)
             pbar.update(len(rows))
     else:
+        import sqlite3
+
         from imgclust.run.thumbstore import THUMBS_FILE, ThumbStore
 
         threads = min(8, os.cpu_count() or 1)
-        import sqlite3
-
         try:  # previews for the report (a cache: a run goes on without; distributed: none)
             thumbs: ThumbStore | None = ThumbStore(bdir / THUMBS_FILE)
         except (sqlite3.Error, OSError) as exc:
