@@ -494,13 +494,25 @@ def validate(features: str, method: str | Sequence[str], export: str | None = No
 
 
 def _fit_array_step(name: str, est: Any, X: np.ndarray) -> np.ndarray:
-    """Fit one array step on ``X`` and return its output (parameters are never rewritten:
-    ``pca``'s cap on n_components lives inside its own fit)."""
+    """Fit one array step on ``X`` and return its output. Parameters are not rewritten
+    (``pca``'s cap on n_components lives inside its own fit), with one exception: UMAP on
+    fewer images than its dimensions + 3 starts from a random layout, since its spectral start
+    then fails inside scipy (``eigsh`` needs k < N: a TypeError on 7 images)."""
+    import warnings
+
     from imgclust.run.model import NON_INDUCTIVE
     from imgclust.registry import parse_spec
 
-    if parse_spec(name)[0] in NON_INDUCTIVE or not hasattr(est, "transform"):
-        return np.asarray(est.fit_transform(X), dtype=np.float32)
+    kind = parse_spec(name)[0]
+    if kind == "umap" and getattr(est, "init", None) == "spectral" and (
+            X.shape[0] <= int(est.n_components) + 2):
+        log.info("umap on %d images: random start (the spectral one needs more)", X.shape[0])
+        est.set_params(init="random")
+    if kind in NON_INDUCTIVE or not hasattr(est, "transform"):
+        with warnings.catch_warnings():
+            # umap says it on every small folder; it uses n - 1 neighbours, which is right
+            warnings.filterwarnings("ignore", message="n_neighbors is larger than the dataset")
+            return np.asarray(est.fit_transform(X), dtype=np.float32)
     # fit, then transform: what a new image gets from the saved step is then exactly what the
     # run's own images got (PCA's randomized fit_transform returns U*S, which differs from
     # transform's X @ V by up to 0.2 on digits' HOG features)
