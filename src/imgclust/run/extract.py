@@ -124,7 +124,8 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
             with threads_for(X):
                 X = _fit_array_step(name, est, X)
         timings["features:" + name] = time.perf_counter() - t
-    feats = Features(ids=tuple(r.id for r in records), X=np.ascontiguousarray(X, dtype=np.float32),
+    ids = records.ids if hasattr(records, "ids") else [r.id for r in records]  # ImageRecords
+    feats = Features(ids=tuple(ids), X=np.ascontiguousarray(X, dtype=np.float32),
                      steps=tuple(s for s, _ in steps))
     if assign_out is not None and "X" not in assign_out:
         assign_out["X"] = feats.X
