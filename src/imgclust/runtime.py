@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from typing import Any, Iterator
 
@@ -32,14 +31,13 @@ def tune_process() -> None:
     at :data:`MMAP_THRESHOLD`. Nothing happens where glibc is not the C library."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # mallopt has no Python binding (neither the standard library nor a maintained package
-    # exposes it), hence ctypes; a no-op on musl, macOS and Windows
-    name = ctypes.util.find_library("c")
-    if not name or "libc.so" not in name:
-        return
+    # exposes it), hence ctypes; a no-op on musl, macOS and Windows. confstr asks the C library
+    # itself (ctypes.util.find_library would run ldconfig in a subprocess at every start).
     try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    except (OSError, AttributeError):
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # the process's own libc
+    except (ValueError, OSError, AttributeError):
         return
 
 

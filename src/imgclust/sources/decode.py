@@ -387,18 +387,16 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
                 if time_budget_s is not None:  # the time waiting for memory is not decoding
                     f.deadline = time.monotonic() + time_budget_s
                 if simple_webp:
-                    orientation = im.getexif().get(0x0112)  # a WebP's EXIF is in its header
                     img = _decode_webp(f, path)
-                    op = _ORIENTATION_OPS.get(orientation) if isinstance(orientation, int) else None
-                    if op is not None:
-                        img = img.transpose(op)
+                    if "exif" in im.info:  # a WebP's EXIF is in its header: given to the pixels
+                        img.info["exif"] = im.info["exif"]
                 else:
-                    im.load()
-                    # after load(): a PNG's getexif() loads the whole image to find an eXIf
+                    # load() first: a PNG's getexif() loads the whole image to find an eXIf
                     # chunk after the pixels, which must happen under the gate
-                    orientation = im.getexif().get(0x0112)
-                    ImageOps.exif_transpose(im, in_place=True)  # in memory: saves a full copy
+                    im.load()
                     img = im
+                orientation = img.getexif().get(0x0112)
+                ImageOps.exif_transpose(img, in_place=True)  # in memory: saves a full copy
                 if isinstance(orientation, int) and orientation in _SWAPS_AXES:
                     width, height = height, width
                 if max_side and max(img.size) > max_side:  # shrink before widening to RGB
@@ -443,12 +441,6 @@ def decode_image(path: str, image_id: str, *, max_side: int | None = MAX_SIDE,
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return ImageRecord(id=image_id, path=path, width=width, height=height, mode=mode), img
 
-
-#: what ``ImageOps.exif_transpose`` does for each EXIF orientation (Pillow's own table)
-_ORIENTATION_OPS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-                    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                    8: Image.Transpose.ROTATE_90}
 
 _WEBP: list = []
 
