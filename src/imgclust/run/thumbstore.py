@@ -20,6 +20,9 @@ from typing import Iterable
 
 from PIL import Image
 
+# ids stored as their bytes, as the catalogue stores them (file names may not be UTF-8)
+from imgclust.run.catalog import _key
+
 #: the file beside the feature store
 THUMBS_FILE = "thumbs.sqlite"
 #: longest side of a preview (the report's thumbnails are 64 px)
@@ -139,9 +142,3 @@ class ThumbStore:
         except sqlite3.Error:
             pass
         self._db = None
-
-
-def _key(image_id: str) -> bytes:
-    """An id as stored: its bytes (a file name may hold bytes that are not UTF-8, kept by
-    Python as surrogates, which SQLite's text cannot take)."""
-    return image_id.encode("utf-8", "surrogateescape")
