@@ -131,8 +131,12 @@ def atomic_write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Seq
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` to ``path`` atomically, streamed (a memory-mapped array is never copied whole
-    into memory)."""
+    """``np.save`` to ``path`` atomically, streamed: a matrix on disk (:func:`on_disk`) is read
+    a block at a time with plain reads, so neither a copy of it nor its mapped pages count in
+    the process's memory."""
+    if on_disk(array) is not None:
+        write_npy_blocks(path, array.shape, array.dtype, (b for _, b in row_blocks(array)))
+        return
     with atomic_writer(path) as f:
         # numpy's ``tofile`` fast path for real files loses the error (a full disk is raised
         # without errno); through a plain ``write`` it writes in bounded chunks and the OS
@@ -145,3 +149,121 @@ class _ChunkWriter:
 
     def __init__(self, f: BinaryIO) -> None:
         self.write = f.write
+
+
+# -- matrices on disk ------------------------------------------------------------------------
+# A feature matrix larger than OUT_OF_CORE_BYTES stays in its .npy file during a run, opened
+# memory-mapped (np.load(mmap_mode="r")) so that every consumer still gets an ndarray. The passes
+# that read all of it (clustering, scores, saving) go through row_blocks/take_rows, which read
+# the file with plain reads instead of touching the map: a mapped page, once read, stays in the
+# process's resident memory (ru_maxrss counts it), so a pass over the map would cost as much as
+# the matrix in memory. numpy and Dask have no such bounded-resident reader; it is a few lines.
+
+#: a run's matrix larger than this is kept on disk and read a block at a time
+OUT_OF_CORE_BYTES = 32 << 20
+#: bytes read at a time by :func:`row_blocks` and :func:`read_rows`, at most
+BLOCK_BYTES = 4 << 20
+
+
+def on_disk(X: Any) -> tuple[str, int] | None:
+    """``(file, byte offset of row 0)`` when ``X`` is a whole 2-D C-ordered memory-mapped file
+    (``np.memmap`` or ``np.load(..., mmap_mode="r")``), else ``None`` (a view of one is None)."""
+    import mmap
+
+    if (isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap) and X.filename
+            and X.ndim == 2 and X.flags.c_contiguous):
+        return str(X.filename), int(X.offset)
+    return None
+
+
+def read_rows(path: str | Path, offset: int, dtype: Any, dim: int, rows: np.ndarray,
+              block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """Rows ``rows`` (any order, repeats allowed) of the C-ordered ``(n, dim)`` matrix of
+    ``dtype`` stored from byte ``offset`` of ``path``, by plain reads of at most
+    ``block_bytes`` (one row whatever its width) in file order, only of blocks that hold a
+    wanted row.
+
+    Returns
+    -------
+    ndarray of shape (len(rows), dim), in memory
+    """
+    dtype = np.dtype(dtype)
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), dim), dtype=dtype)
+    if not len(rows) or not dim:
+        return out
+    order = np.argsort(rows, kind="stable")
+    srt = rows[order]
+    chunk = max(1, int(block_bytes) // (dim * dtype.itemsize))
+    with open(path, "rb") as f:
+        lo = 0
+        while lo < len(srt):
+            first = int(srt[lo])  # the next wanted row starts a block
+            hi = int(np.searchsorted(srt, first + chunk, side="left"))
+            last = int(srt[hi - 1])
+            f.seek(offset + first * dim * dtype.itemsize)
+            count = (last + 1 - first) * dim
+            block = np.fromfile(f, dtype=dtype, count=count)
+            if block.size != count:
+                raise OSError(f"{path}: {block.size // dim} rows from row {first}, "
+                              f"expected {last + 1 - first} (file cut short)")
+            out[order[lo:hi]] = block.reshape(-1, dim)[srt[lo:hi] - first]
+            lo = hi
+    return out
+
+
+def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``X[rows]`` in memory; a matrix on disk is read with plain reads (:func:`read_rows`)."""
+    where = on_disk(X)
+    if where is None:
+        return np.asarray(X[np.asarray(rows, dtype=np.int64)])
+    return read_rows(where[0], where[1], X.dtype, X.shape[1], rows)
+
+
+def row_blocks(X: np.ndarray, block_bytes: int = BLOCK_BYTES
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, block)`` over ``X`` in order, at most ``block_bytes`` a block (one row
+    whatever its width); a matrix on disk read with plain reads, never through its map."""
+    n = X.shape[0]
+    step = max(1, int(block_bytes) // max(1, X.shape[1] * X.dtype.itemsize))
+    where = on_disk(X)
+    if where is None:
+        for s in range(0, n, step):
+            yield s, X[s:s + step]
+        return
+    path, offset = where
+    dim, dtype = X.shape[1], X.dtype
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for s in range(0, n, step):
+            m = min(step, n - s)
+            block = np.fromfile(f, dtype=dtype, count=m * dim)
+            if block.size != m * dim:
+                raise OSError(f"{path}: cut short at row {s + block.size // max(1, dim)} of {n}")
+            yield s, block.reshape(m, dim)
+
+
+def write_npy_blocks(path: str | Path, shape: tuple[int, int], dtype: Any,
+                     blocks: Iterable[np.ndarray]) -> None:
+    """Write a ``.npy`` of ``shape`` atomically from row blocks given in order (the header
+    first, numpy's format 1.0); refuses blocks that do not add up to ``shape``."""
+    dtype = np.dtype(dtype)
+    n, dim = int(shape[0]), int(shape[1])
+    with atomic_writer(path) as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                "shape": (n, dim)})
+        got = 0
+        for b in blocks:
+            b = np.ascontiguousarray(b, dtype=dtype)
+            if b.ndim != 2 or b.shape[1] != dim:
+                raise ValueError(f"a block of shape {b.shape} for a matrix of width {dim}")
+            f.write(b.tobytes())
+            got += b.shape[0]
+        if got != n:
+            raise ValueError(f"{got} rows written for a matrix of {n}")
+
+
+def open_npy(path: str | Path) -> np.ndarray:
+    """A ``.npy`` matrix opened memory-mapped, read-only (see :func:`on_disk`)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)

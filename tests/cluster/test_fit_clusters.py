@@ -14,7 +14,8 @@ registry.load_builtins()
 CENTERS = [[0, 0, 0, 0], [8, 8, 0, 0], [-8, 8, 0, 8]]
 K_RANGE = (2, 6)
 #: every k-taking method, the Gaussian mixtures with each covariance type
-K_METHODS = ["kmeans", "minibatch-kmeans", "faiss-kmeans", "agglomerative", "spectral",
+K_METHODS = ["kmeans", "minibatch-kmeans", "faiss-kmeans", "dask-kmeans", "agglomerative",
+             "spectral",
              "knn-spectral",
              *(f"gmm:covariance_type={c}" for c in ("full", "tied", "diag", "spherical"))]
 MIXTURES = ("gmm", "bgmm")

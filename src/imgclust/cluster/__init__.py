@@ -216,6 +216,11 @@ def describe(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     ks = sorted(c for c in np.unique(labels) if c >= 0)
     if not ks:
         return np.zeros((0, X.shape[1])), np.full(len(X), np.nan), {}
+    from imgclust.io import on_disk
+
+    if on_disk(X) is not None:
+        centers, distance = _describe_blocks(X, labels, ks)
+        return centers, distance, _representatives(labels, ks, distance)
     centers = np.stack([X[labels == c].mean(axis=0) for c in ks])
     distance = np.empty(len(X))
     for i, c in enumerate(ks):
@@ -226,8 +231,42 @@ def describe(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         d = np.linalg.norm(X[noise][:, None, :] - centers[None], axis=2) if noise.sum() * len(ks) < 5e7 \
             else np.full((noise.sum(), 1), np.nan)
         distance[noise] = d.min(axis=1)
+    return centers, distance, _representatives(labels, ks, distance)
+
+
+def _representatives(labels: np.ndarray, ks: list[int], distance: np.ndarray) -> dict[int, int]:
     reps = {}
     for c in ks:
         idx = np.flatnonzero(labels == c)
         reps[int(c)] = int(idx[np.argmin(distance[idx])])
-    return centers, distance, reps
+    return reps
+
+
+def _describe_blocks(X: np.ndarray, labels: np.ndarray, ks: list[int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`describe`'s centres and distances in two passes over a matrix on disk, a block
+    at a time (one-hot sparse products for the sums; no copy of a cluster's rows)."""
+    from scipy import sparse
+    from scipy.spatial.distance import cdist
+
+    from imgclust.io import row_blocks
+
+    lookup = np.full(int(max(ks)) + 2, -1, dtype=np.int64)  # label -> centre index, noise -1
+    lookup[np.asarray(ks)] = np.arange(len(ks))
+    idx = np.where(labels >= 0, lookup[np.maximum(labels, 0)], -1)
+    sums = np.zeros((len(ks), X.shape[1]))
+    for s, b in row_blocks(X):
+        li = idx[s:s + len(b)]
+        m = np.flatnonzero(li >= 0)
+        onehot = sparse.csr_matrix((np.ones(len(m)), (li[m], m)), shape=(len(ks), len(b)))
+        sums += onehot @ b.astype(np.float64)
+    centers = (sums / np.bincount(idx[idx >= 0], minlength=len(ks))[:, None]).astype(X.dtype)
+    distance = np.empty(len(X))
+    for s, b in row_blocks(X):
+        li = idx[s:s + len(b)]
+        d = np.linalg.norm(b - centers[np.maximum(li, 0)], axis=1)
+        noise = li < 0
+        if noise.any():
+            d[noise] = cdist(b[noise], centers).min(axis=1)
+        distance[s:s + len(b)] = d
+    return centers, distance

@@ -188,3 +188,127 @@ CLUSTERERS.add(
           "(best of n_init=3), then every image "
           "assigned to its nearest centre. For hundreds of thousands of images and more; "
           "scikit-learn's kmeans is more exact below that.")
+
+
+class DaskKMeans(ClusterMixin, BaseEstimator):
+    """k-means by dask-ml (``dask_ml.cluster.KMeans``: k-means|| start, Lloyd's iterations) on
+    a Dask array: for features that do not fit in one machine's memory.
+
+    Each iteration reads the matrix block by block (on a Dask cluster, on its workers: with
+    ``imgclust run --scheduler``, the run folder on a shared path), so no process holds it
+    whole. Uses Dask's current scheduler: a ``distributed.Client`` when one is active, else
+    threads in this process.
+
+    Parameters
+    ----------
+    n_clusters : int
+    max_iter : int
+        Lloyd iterations at most (dask-ml stops earlier at ``tol``).
+    tol : float
+    oversampling_factor : float
+        k-means||' points drawn per round, as a multiple of ``n_clusters``.
+    block_rows : int
+        Rows in one Dask block.
+    random_state : int, RandomState or None
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_images,)
+    inertia_ : float
+
+    Examples
+    --------
+    >>> km = DaskKMeans(n_clusters=10).fit(X)  # doctest: +SKIP
+    """
+
+    def __init__(self, n_clusters: int = 8, max_iter: int = 100, tol: float = 1e-4,
+                 oversampling_factor: float = 2.0, block_rows: int = 65536,
+                 random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.max_iter = max_iter
+        self.tol = tol
+        self.oversampling_factor = oversampling_factor
+        self.block_rows = block_rows
+        self.random_state = random_state
+
+    def _validate_params_(self) -> None:
+        import importlib.util
+
+        for name, v, lo in (("n_clusters", self.n_clusters, 1), ("max_iter", self.max_iter, 1),
+                            ("block_rows", self.block_rows, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
+        for name, v in (("tol", self.tol), ("oversampling_factor", self.oversampling_factor)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ValueError(f"{name}={v!r} must be a number > 0")
+        if importlib.util.find_spec("dask_ml") is None:
+            raise MissingExtraError("the dask-kmeans method", "dask-ml")
+
+    def _fit_dask(self, D: Any, n: int) -> "DaskKMeans":
+        self._validate_params_()
+        from dask_ml.cluster import KMeans as DKMeans
+
+        if n < int(self.n_clusters):
+            raise ValueError(f"n_samples={n} should be >= n_clusters={self.n_clusters} "
+                             "(fewer images than clusters)")
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        km = DKMeans(n_clusters=int(self.n_clusters), max_iter=int(self.max_iter),
+                     tol=float(self.tol), oversampling_factor=float(self.oversampling_factor),
+                     random_state=seed, init_max_iter=2)
+        km.fit(D)
+        self.cluster_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
+        self.n_features_in_ = int(self.cluster_centers_.shape[1])
+        self.n_iter_ = int(getattr(km, "n_iter_", self.max_iter))
+        self.labels_ = np.asarray(km.labels_.compute() if hasattr(km.labels_, "compute")
+                                  else km.labels_)
+        self.inertia_ = float(km.inertia_)
+        return self
+
+    def fit(self, X: Any, y: Any = None) -> "DaskKMeans":
+        """Fit on an in-memory matrix of shape (n_images, n_features), cut into Dask blocks."""
+        import dask.array as da
+
+        X = validate_data(self, X, dtype=[np.float32, np.float64])
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        return self._fit_dask(da.from_array(X, chunks=(int(self.block_rows), X.shape[1])),
+                              len(X))
+
+    def fit_blocks(self, X: np.ndarray) -> np.ndarray:
+        """Fit on a matrix on disk (:func:`imgclust.io.on_disk`), every block read with plain
+        reads by the task that needs it; returns every row's label."""
+        import dask
+        import dask.array as da
+
+        from imgclust.io import on_disk, read_rows
+
+        where = on_disk(X)
+        if where is None:
+            return self.fit(X).labels_
+        n, dim = X.shape
+        step = int(self.block_rows)
+        parts = [da.from_delayed(dask.delayed(read_rows)(where[0], where[1], X.dtype, dim,
+                                                         np.arange(s, min(n, s + step))),
+                                 shape=(min(n, s + step) - s, dim), dtype=X.dtype)
+                 for s in range(0, n, step)]
+        return self._fit_dask(da.concatenate(parts, axis=0), n).labels_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The nearest centre of each row of ``X``."""
+        check_is_fitted(self, "cluster_centers_")
+        from sklearn.metrics import pairwise_distances_argmin
+
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        return pairwise_distances_argmin(np.asarray(X, dtype=np.float32), self.cluster_centers_)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+CLUSTERERS.add(
+    "dask-kmeans", DaskKMeans, primary="n_clusters", k_param="n_clusters",
+    criteria=("silhouette", "elbow", "density"), sweep="k", scales=True, extra="dask-ml",
+    about="k-means by dask-ml: features too large for one machine's memory.\n\n"
+          "k-means (dask-ml): a k-means|| start and Lloyd's iterations on a Dask array, read "
+          "block by block at each iteration, on a Dask cluster when one is connected; for "
+          "features that do not fit in memory. Needs pip install \"imgclust[dask-ml]\".")

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from imgclust.cluster import DEFAULT_K_RANGE, fit_clusters, make_estimator, registry
+from imgclust.io import on_disk, row_blocks, take_rows
 from imgclust.model import KSelection
 from imgclust.registry import parse_spec
 
@@ -30,15 +31,104 @@ def sample_rows(n: int, size: int, random_state: int = 0) -> np.ndarray:
 
 def assign_nearest(X_fit: np.ndarray, labels_fit: np.ndarray, X: np.ndarray,
                    batch: int = 65536) -> np.ndarray:
-    """The label of each row of ``X``'s nearest row of ``X_fit`` (searched in batches)."""
+    """The label of each row of ``X``'s nearest row of ``X_fit`` (searched in batches; a
+    matrix on disk read a block at a time, :func:`imgclust.io.row_blocks`)."""
     from imgclust.neighbors import make_index
 
     index = make_index(X_fit)
-    out = np.empty(len(X), dtype=np.asarray(labels_fit).dtype)
-    for s in range(0, len(X), batch):
-        _, i = index.search(X[s:s + batch], 1)
-        out[s:s + batch] = np.asarray(labels_fit)[i[:, 0]]
+    labels_fit = np.asarray(labels_fit)
+    out = np.empty(len(X), dtype=labels_fit.dtype)
+    for s, b in row_blocks(X, block_bytes=batch * X.shape[1] * X.dtype.itemsize):
+        _, i = index.search(np.ascontiguousarray(b), 1)
+        out[s:s + len(b)] = labels_fit[i[:, 0]]
     return out
+
+
+def predict_blocks(est: Any, X: np.ndarray) -> np.ndarray:
+    """``est.predict`` of every row of ``X``, a block at a time."""
+    out = np.empty(len(X), dtype=np.int64)
+    for s, b in row_blocks(X):
+        out[s:s + len(b)] = est.predict(b)
+    return out
+
+
+def _mixed_blocks(X: np.ndarray, rng: np.random.Generator, unit_bytes: int = 1 << 20,
+                  group: int = 8):
+    """Rows of ``X`` in a random order that reads the file in large pieces: ``group`` random
+    contiguous pieces of ``unit_bytes`` at a time, their rows shuffled together (a folder's
+    files come sorted by class; a pass in file order would show the centres one class after
+    another)."""
+    from imgclust.io import on_disk, read_rows
+
+    n, dim = X.shape
+    per = max(1, unit_bytes // max(1, dim * X.dtype.itemsize))
+    starts = rng.permutation(np.arange(0, n, per))
+    where = on_disk(X)
+    for g in range(0, len(starts), group):
+        rows = np.concatenate([np.arange(s, min(n, s + per)) for s in starts[g:g + group]])
+        rows = rng.permutation(rows)
+        yield (read_rows(where[0], where[1], X.dtype, dim, rows) if where is not None
+               else np.asarray(X[rows]))
+
+
+def fit_on_disk(est: Any, X: np.ndarray, random_state: int = 0, sample_max: int = SAMPLE_MAX,
+                epochs: int = 1) -> tuple[np.ndarray, str]:
+    """Fit a scalable clusterer on a matrix on disk without holding it, and label every row.
+
+    scikit-learn's ``MiniBatchKMeans`` starts from its own fit on a random sample, then takes
+    ``epochs`` passes of ``partial_fit`` over every row in mini-batches (read a few pieces of
+    the file at a time); faiss-kmeans trains on the random sample faiss itself would draw
+    (``max_points_per_centroid`` rows a centre); an estimator with its own out-of-core fit
+    (``fit_blocks``: dask-kmeans) is given the matrix; any other (k-means) fits a random
+    sample of at most :data:`imgclust.run.extract.FIT_SAMPLE_BYTES`. Every row then takes
+    its nearest centre, a block at a time.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_images,)
+    how : str
+        What was fitted on what, for the summary's note.
+    """
+    from sklearn.base import clone
+    from sklearn.cluster import MiniBatchKMeans
+
+    from imgclust.cluster.kmeans import FaissKMeans
+    from imgclust.io import take_rows
+
+    n, dim = X.shape
+    k = int(getattr(est, "n_clusters", 1))
+    rng = np.random.default_rng(random_state)
+    if hasattr(est, "fit_blocks"):
+        labels = np.asarray(est.fit_blocks(X))
+        return labels, f"{type(est).__name__} read the {n:,} images from disk a block at a time"
+    if isinstance(est, MiniBatchKMeans):
+        m = min(n, max(sample_max, 3 * int(est.batch_size), 10 * k))
+        start = clone(est).fit(take_rows(X, sample_rows(n, m, random_state)))
+        est.set_params(init=start.cluster_centers_, n_init=1, compute_labels=False)
+        bs = max(int(est.batch_size), k)  # partial_fit refuses fewer rows than centres
+        for _ in range(max(1, int(epochs))):
+            for rows in _mixed_blocks(X, rng):
+                for s in range(0, len(rows), bs):
+                    part = rows[s:s + bs]
+                    if len(part) >= max(k, bs // 2):  # a last sliver would pull its centres
+                        est.partial_fit(part)
+        labels = predict_blocks(est, X)
+        return labels, (f"mini-batch k-means started from a fit on {m:,} sampled images, "
+                        f"then {max(1, int(epochs))} pass(es) over all {n:,} read from disk")
+    if isinstance(est, FaissKMeans):
+        m = min(n, k * int(est.max_points_per_centroid))
+        how = (f"faiss-kmeans trained on {m:,} sampled images (faiss' own sample of "
+               f"{int(est.max_points_per_centroid)} a centre)")
+    else:
+        from imgclust.run.extract import FIT_SAMPLE_BYTES
+
+        m = min(n, max(sample_max, FIT_SAMPLE_BYTES // max(1, dim * X.dtype.itemsize)))
+        how = f"{type(est).__name__} fitted on {m:,} sampled images of the {n:,} (on disk)"
+    est.fit(take_rows(X, sample_rows(n, m, random_state)))
+    labels = predict_blocks(est, X)
+    if isinstance(est, FaissKMeans):  # every row's, as fit() on all of them gives
+        est.labels_ = labels
+    return labels, how + "; every image then took its nearest centre"
 
 
 def fit_large(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
@@ -72,12 +162,14 @@ def fit_large(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
     """
     n = X.shape[0]
     if n <= sample_max:
+        if on_disk(X) is not None:  # a few wide rows: held for the fit
+            X = take_rows(X, np.arange(n))
         return (*fit_clusters(X, method, k, criterion, k_range, random_state, progress), None)
     registry.load_builtins()
     name, _ = parse_spec(method)
     ent = registry.entry(name)
     idx = sample_rows(n, sample_max, random_state)
-    Xs = np.ascontiguousarray(X[idx])
+    Xs = np.ascontiguousarray(take_rows(X, idx))
     k_param = ent.meta.get("k_param")
     if ent.meta.get("scales") and k_param is not None:
         if k == "auto":
@@ -89,13 +181,16 @@ def fit_large(X: np.ndarray, method: str = "kmeans", k: int | str = "auto",
         else:
             sel, kk, note = KSelection("given", int(k), []), int(k), None
         est = make_estimator(method, random_state, **{k_param: kk})
+        if on_disk(X) is not None:  # too large to hold: fitted and labelled a block at a time
+            labels, how = fit_on_disk(est, X, random_state, sample_max)
+            return labels, sel, est, f"{note}; {how}" if note else how
         return np.asarray(est.fit_predict(X)), sel, est, note
     labels_s, sel, est = fit_clusters(Xs, method, k, criterion, k_range, random_state, progress)
     labels = np.empty(n, dtype=np.asarray(labels_s).dtype)
     labels[idx] = labels_s
     rest = np.ones(n, dtype=bool)
     rest[idx] = False
-    labels[rest] = assign_nearest(Xs, labels_s, X[rest])
+    labels[rest] = assign_nearest(Xs, labels_s, X)[rest]  # a block at a time, no copy of X
     note = (f"{name} cannot scale to {n:,} images: fitted on a random sample of "
             f"{sample_max:,}; every other image took the cluster of its nearest sampled image")
     return labels, sel, est, note

@@ -26,6 +26,8 @@ def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     n_lab = len(np.unique(labs))
     if n_lab < 2 or n_lab >= mask.sum():
         return None
+    from imgclust.io import take_rows  # reads a matrix on disk without a pass over its map
+
     if mask.sum() > SILHOUETTE_SAMPLE:
         # the rows silhouette_score(X[mask], sample_size=...) would draw, taken without the
         # copy of every non-noise row
@@ -33,8 +35,9 @@ def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
 
         pick = check_random_state(random_state).permutation(int(mask.sum()))[:SILHOUETTE_SAMPLE]
         rows = np.flatnonzero(mask)[pick]
-        return float(silhouette_score(X[rows], labels[rows]))
-    return float(silhouette_score(X[mask], labs))
+        return float(silhouette_score(take_rows(X, rows), labels[rows]))
+    return float(silhouette_score(take_rows(X, np.flatnonzero(mask)) if not mask.all()
+                                  or isinstance(X, np.memmap) else X, labs))
 
 
 def within_ss(X: np.ndarray, labels: np.ndarray) -> float:

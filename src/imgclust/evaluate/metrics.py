@@ -81,6 +81,13 @@ def internal_scores(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     mask = labels >= 0
     n_lab = len(np.unique(labels[mask]))
     ok = 2 <= n_lab < mask.sum()
+    from imgclust.io import on_disk
+
+    if on_disk(X) is not None:  # a matrix on disk: both scores from one describe, a block at a time
+        db, ch = _db_ch_blocks(X, labels) if ok else (None, None)
+        return {"silhouette": safe_silhouette(X, labels, random_state),
+                "davies_bouldin": db, "calinski_harabasz": ch,
+                "noise_share": float((~mask).mean())}
     Xm, lm = (X, labels) if mask.all() else (X[mask], labels[mask])  # no copy without noise
     return {
         "silhouette": safe_silhouette(X, labels, random_state),
@@ -88,6 +95,39 @@ def internal_scores(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
         "calinski_harabasz": _calinski_harabasz(Xm, lm) if ok else None,
         "noise_share": float((~mask).mean()),
     }
+
+
+def _db_ch_blocks(X: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Davies-Bouldin and Calinski-Harabasz as scikit-learn defines them (non-noise images),
+    from each cluster's centre, size and members' distances to it
+    (:func:`imgclust.cluster.describe`, which reads a matrix on disk a block at a time):
+    scikit-learn's own scores need the rows of each cluster in memory."""
+    from scipy.spatial.distance import cdist
+
+    from imgclust.cluster import describe
+
+    mask = labels >= 0
+    centers, distance, _ = describe(X, labels)
+    centers = centers.astype(np.float64)
+    lab = labels[mask]
+    ks, inv = np.unique(lab, return_inverse=True)
+    counts = np.bincount(inv, minlength=len(ks)).astype(np.float64)
+    d = distance[mask]
+    # Davies-Bouldin: mean over clusters of the worst (s_i + s_j) / d(c_i, c_j)
+    intra = np.bincount(inv, weights=d, minlength=len(ks)) / counts
+    cd = cdist(centers, centers)
+    if np.allclose(intra, 0) or np.allclose(cd, 0):
+        db = 0.0
+    else:
+        cd[cd == 0] = np.inf
+        db = float(np.mean(np.max((intra[:, None] + intra[None, :]) / cd, axis=1)))
+    # Calinski-Harabasz: between- over within-cluster dispersion, each over its freedom
+    mean = (counts[:, None] * centers).sum(axis=0) / counts.sum()
+    extra = float((counts * ((centers - mean) ** 2).sum(axis=1)).sum())
+    within = float((d ** 2).sum())
+    n, k = float(mask.sum()), float(len(ks))
+    ch = 1.0 if within == 0.0 else extra * (n - k) / (within * (k - 1.0))
+    return db, ch
 
 
 def _calinski_harabasz(X: np.ndarray, labels: np.ndarray) -> float:

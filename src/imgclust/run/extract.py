@@ -20,13 +20,20 @@ from imgclust._version import __version__
 from imgclust.errors import ConfigError
 from imgclust.features import build_step, build_steps
 from imgclust.features.auto import choose_features
-from imgclust.io import atomic_save_npy, kill_point
+from imgclust.io import (OUT_OF_CORE_BYTES, atomic_save_npy, kill_point, on_disk, open_npy,
+                         row_blocks, take_rows, write_npy_blocks)
 from imgclust.model import Features, ImageRecord
 from imgclust.progress import progress_bar, progress_status
 from imgclust.runtime import threads_for
 from imgclust.sources import Source
 
 log = logging.getLogger(__name__)
+
+#: a folder run's matrix on disk (above OUT_OF_CORE_BYTES), in its feature store's folder
+MATRIX_FILE = "matrix.npy"
+#: an array step on a matrix on disk is fitted on a random sample of at most this many bytes
+#: (never fewer than cluster.large.SAMPLE_MAX rows), then applied a block at a time
+FIT_SAMPLE_BYTES = 64 << 20
 
 
 def feature_cache_key(fingerprint: str, step_spec: str, extractor: Any, seed: int,
@@ -118,14 +125,18 @@ def extract_features(source: Source, spec: str, seed: int = 0, batch_size: int =
             est = build_step(name, seed)
             steps[i] = (name, est)
         if i == n_prefix and assign_out is not None:
-            assign_out["X"] = np.ascontiguousarray(X, dtype=np.float32)
+            assign_out["X"] = X if on_disk(X) is not None else np.ascontiguousarray(
+                X, dtype=np.float32)
         t = time.perf_counter()
         with progress_status(progress, f"features: fitting {name} on {X.shape[0]} × {X.shape[1]}"):
             with threads_for(X):
-                X = _fit_array_step(name, est, X)
+                X = (_fit_array_step_on_disk(name, est, X, i, seed) if on_disk(X) is not None
+                     else _fit_array_step(name, est, X))
         timings["features:" + name] = time.perf_counter() - t
     ids = records.ids if hasattr(records, "ids") else [r.id for r in records]  # ImageRecords
-    feats = Features(ids=tuple(ids), X=np.ascontiguousarray(X, dtype=np.float32),
+    # a matrix on disk stays mapped (np.ascontiguousarray would drop the memmap type)
+    X = X if on_disk(X) is not None else np.ascontiguousarray(X, dtype=np.float32)
+    feats = Features(ids=tuple(ids), X=X,
                      steps=tuple(s for s, _ in steps))
     if assign_out is not None and "X" not in assign_out:
         assign_out["X"] = feats.X
@@ -421,7 +432,13 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
     if not records:
         store.close()
         raise ConfigError(f"{source.spec}: no readable images ({len(failures)} files skipped)")
-    X = store.take(np.frombuffer(rows_idx, dtype=np.int64))
+    rows = np.frombuffer(rows_idx, dtype=np.int64)
+    if len(rows) * (store.dim or 0) * 4 > OUT_OF_CORE_BYTES:
+        # too large to hold beside everything else: the run's matrix, in run order, on disk
+        # (memory-mapped), read a block at a time by the stages after (imgclust.io)
+        X = store.gather(rows, bdir / MATRIX_FILE)
+    else:
+        X = store.take(rows)
     store.close()
     _prune(cache_dir, bdir)
     return X, records, steps, spec, reason
@@ -520,6 +537,34 @@ def _fit_array_step(name: str, est: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(est.fit(X).transform(X), dtype=np.float32)
 
 
+
+
+def _fit_array_step_on_disk(name: str, est: Any, X: np.ndarray, i: int, seed: int = 0
+                            ) -> np.ndarray:
+    """An array step on a matrix on disk: fitted on a random sample of rows, then applied a
+    block at a time; its output is kept on disk beside ``X`` when it too is large. A step with
+    no ``transform`` (t-SNE) needs every row at once: ``X`` is read into memory for it."""
+    from imgclust.cluster.large import SAMPLE_MAX, sample_rows
+    from imgclust.registry import parse_spec
+    from imgclust.run.model import NON_INDUCTIVE
+
+    if parse_spec(name)[0] in NON_INDUCTIVE or not hasattr(est, "transform"):
+        log.info("%s needs every row at once: %d x %d read into memory", name, *X.shape)
+        return _fit_array_step(name, est, np.array(X))
+    n = X.shape[0]
+    n_fit = min(n, max(SAMPLE_MAX, FIT_SAMPLE_BYTES // max(1, X.shape[1] * X.dtype.itemsize)))
+    est.fit(take_rows(X, sample_rows(n, n_fit, random_state=seed)))
+    out_dim = est.transform(take_rows(X, np.arange(1))).shape[1]
+
+    def blocks():
+        for _, b in row_blocks(X):
+            yield np.asarray(est.transform(b), dtype=np.float32)
+
+    if n * out_dim * 4 <= OUT_OF_CORE_BYTES:
+        return np.concatenate(list(blocks())) if n else np.zeros((0, out_dim), np.float32)
+    path = Path(on_disk(X)[0]).with_name(f"matrix-step{i}.npy")
+    write_npy_blocks(path, (n, out_dim), np.float32, blocks())
+    return open_npy(path)
 
 
 def transform_new(steps: Sequence[tuple[str, Any]], batches: Iterable[tuple[list[Any], list[Any]]],

@@ -1,4 +1,4 @@
-"""The feature store: one float32 matrix on disk, grown a batch at a time, read memory-mapped.
+"""The feature store: one float32 matrix on disk, grown a batch at a time, read in blocks.
 
 The images step's features of every file read are appended to ``store.f32`` (raw C-order
 float32 rows; the width and the committed row count live in the catalogue's ``meta`` table, so
@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from imgclust.io import open_npy, read_rows, write_npy_blocks
 
 STORE_FILE = "store.f32"
 CATALOG_FILE = "catalog.sqlite"
@@ -98,9 +100,30 @@ class FeatureStore:
         """
         rows = np.asarray(rows, dtype=np.int64)
         dim = self.dim or 0
-        out = np.empty((len(rows), dim), dtype=np.float32)
         if not len(rows) or not dim:
-            return out
+            return np.empty((len(rows), dim), dtype=np.float32)
+        if rows.min() < 0 or rows.max() >= self.n_rows:
+            raise IndexError(f"store rows {rows.min()}..{rows.max()}; it holds {self.n_rows}")
+        self._f.flush()
+        nbytes = TAKE_BLOCK_BYTES if block_bytes is None else int(block_bytes)
+        return read_rows(self.path, 0, np.float32, dim, rows,
+                         block_bytes=min(nbytes, max(1, int(chunk)) * dim * 4))
+
+    def gather(self, rows: np.ndarray, path: str | Path, block: int = 65536) -> np.ndarray:
+        """Rows ``rows`` in that order written to the ``.npy`` file ``path`` (atomically, a
+        block of rows at a time) and returned memory-mapped: a run's matrix too large to hold
+        (:data:`imgclust.io.OUT_OF_CORE_BYTES`), read a block at a time by the stages after.
+
+        Returns
+        -------
+        ndarray of shape (len(rows), dim), memory-mapped read-only
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        dim = self.dim or 0
+        step = max(1, min(int(block), TAKE_BLOCK_BYTES // max(1, dim * 4)))
+        write_npy_blocks(path, (len(rows), dim), np.float32,
+                         (self.take(rows[s:s + step]) for s in range(0, len(rows), step)))
+        return open_npy(path)
         if rows.min() < 0 or rows.max() >= self.n_rows:
             raise IndexError(f"store rows {rows.min()}..{rows.max()}; it holds {self.n_rows}")
         self._f.flush()
