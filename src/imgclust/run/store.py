@@ -124,21 +124,3 @@ class FeatureStore:
         write_npy_blocks(path, (len(rows), dim), np.float32,
                          (self.take(rows[s:s + step]) for s in range(0, len(rows), step)))
         return open_npy(path)
-        if rows.min() < 0 or rows.max() >= self.n_rows:
-            raise IndexError(f"store rows {rows.min()}..{rows.max()}; it holds {self.n_rows}")
-        self._f.flush()
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
-        nbytes = TAKE_BLOCK_BYTES if block_bytes is None else int(block_bytes)
-        chunk = max(1, min(int(chunk), nbytes // (dim * 4)))
-        with open(self.path, "rb") as f:
-            lo = 0
-            while lo < len(srt):
-                first = int(srt[lo])  # the next wanted row starts a block
-                hi = int(np.searchsorted(srt, first + chunk, side="left"))
-                last = int(srt[hi - 1])
-                f.seek(first * dim * 4)
-                block = np.fromfile(f, dtype=np.float32, count=(last + 1 - first) * dim)
-                out[order[lo:hi]] = block.reshape(-1, dim)[srt[lo:hi] - first]
-                lo = hi
-        return out
