@@ -119,7 +119,7 @@ def ingest(args: argparse.Namespace) -> list[dict]:
         if (out / "run.json").exists():  # this benchmark's own run: the first run starts empty
             shutil.rmtree(out)
         cmd = [sys.executable, "-m", "imgclust.cli", "run", str(folder), "-o", str(out),
-               "-f", args.features, "-m", args.method, "-k", "10", "-q", "--no-report",
+               "-f", args.features, "-m", args.method, "-k", args.k, "-q", "--no-report",
                "--overwrite"]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
@@ -128,7 +128,7 @@ def ingest(args: argparse.Namespace) -> list[dict]:
         feat_s = summ.get("timings_s", {}).get(f"features:{args.features.split(',')[0]}")
         again = timed(cmd)
         row = {"bench": "ingest", "n": n, "rev": _rev(), "features": args.features,
-               "method": args.method,
+               "method": args.method, "k": args.k,
                "workers": args.workers, "cores": os.cpu_count(), "generate_s": round(gen_s, 1),
                "first": {k: v for k, v in first.items() if k != "stdout"},
                "features_s": feat_s,
@@ -269,6 +269,7 @@ def main() -> None:
     a.add_argument("--features", default="pixels:8")
     a.add_argument("--method", default="minibatch-kmeans")
     a.add_argument("--workers", type=int, default=None)
+    a.add_argument("--k", default="10", help="-k of the runs (auto: the default sweep)")
     for name in ("kmeans", "_kmeans_child"):
         b = sub.add_parser(name)
         b.add_argument("--n", type=int, default=1_000_000)
