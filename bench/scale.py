@@ -11,8 +11,9 @@
     python bench/scale.py cpu --n 1000
         CPU milliseconds per image of stat + hash + decode + pixels, decoding at 512 px a side
         (the folder's default) and at 16 (what pixels:8 needs): a figure the load cannot skew.
-    python bench/scale.py kmeans --n 1000000 --dim 128 --k 1000
-        n x dim float32 features drawn around k centres; scikit-learn's MiniBatchKMeans and
+    python bench/scale.py kmeans --n 1000000 --dim 128 --k 1000 [--on-disk DIR]
+        n x dim float32 features drawn around k centres (with --on-disk, saved to a .npy in DIR
+        and fitted the way a run does above 32 MiB: cluster.large.fit_on_disk); scikit-learn's MiniBatchKMeans and
         faiss k-means (imgclust's minibatch-kmeans and faiss-kmeans entries, their defaults),
         each in its own process: time, peak RSS, inertia (both measured the same way: squared
         distance of every row to its nearest final centre, by faiss).
@@ -231,17 +232,32 @@ def _kmeans_child(args: argparse.Namespace) -> None:
         X[s:s + m] = centres[rng.integers(0, args.k, m)] + rng.normal(
             0, 0.35, (m, args.dim)).astype(np.float32)
     est = make_estimator(f"{args.method}:{args.k}", random_state=0)
-    t = time.perf_counter()
-    est.fit(X)
-    fit_s = time.perf_counter() - t
+    if args.on_disk:  # imgclust's out-of-core path: the matrix in a .npy, read in blocks
+        from imgclust.cluster.large import fit_on_disk
+        from imgclust.io import atomic_save_npy, open_npy
+
+        path = Path(args.on_disk) / f"kmeans-{args.n}x{args.dim}.npy"
+        atomic_save_npy(path, X)
+        del X
+        X = open_npy(path)
+        t = time.perf_counter()
+        _, how = fit_on_disk(est, X, 0)
+        fit_s = time.perf_counter() - t
+    else:
+        how = "in memory"
+        t = time.perf_counter()
+        est.fit(X)
+        fit_s = time.perf_counter() - t
     C = np.ascontiguousarray(est.cluster_centers_, dtype=np.float32)
     index = faiss.IndexFlatL2(args.dim)
     index.add(C)
     inertia = 0.0
     for s in range(0, args.n, 65536):
-        D, _ = index.search(X[s:s + 65536], 1)
+        D, _ = index.search(np.ascontiguousarray(X[s:s + 65536]), 1)
         inertia += float(D.sum(dtype=np.float64))
-    print(json.dumps({"fit_s": round(fit_s, 1), "inertia": inertia,
+    if args.on_disk:
+        path.unlink()
+    print(json.dumps({"fit_s": round(fit_s, 1), "inertia": inertia, "how": how,
                       "params": {k: v for k, v in est.get_params().items()
                                  if isinstance(v, (int, float, str, type(None)))}}))
 
@@ -250,9 +266,11 @@ def kmeans(args: argparse.Namespace) -> list[dict]:
     rows = []
     for method in args.methods.split(","):
         res = timed([sys.executable, __file__, "_kmeans_child", "--n", str(args.n), "--dim",
-                     str(args.dim), "--k", str(args.k), "--method", method])
+                     str(args.dim), "--k", str(args.k), "--method", method,
+                     *(["--on-disk", args.on_disk] if args.on_disk else [])])
         child = json.loads(res["stdout"].strip().splitlines()[-1]) if res["rc"] == 0 else {}
         row = {"bench": "kmeans", "n": args.n, "dim": args.dim, "k": args.k, "method": method,
+               "on_disk": bool(args.on_disk),
                "cores": os.cpu_count(), **child,
                **{k: v for k, v in res.items() if k != "stdout"}}
         print(json.dumps(row), flush=True)
@@ -277,6 +295,8 @@ def main() -> None:
         b.add_argument("--k", type=int, default=1000)
         b.add_argument("--methods", default="minibatch-kmeans,faiss-kmeans")
         b.add_argument("--method", default="faiss-kmeans")
+        b.add_argument("--on-disk", default=None, metavar="DIR",
+                       help="fit imgclust's out-of-core way, the matrix in a .npy in DIR")
     c = sub.add_parser("cpu")
     c.add_argument("--n", type=int, default=1000)
     c.add_argument("--work", default="/tmp/imgclust-scale")

@@ -126,8 +126,12 @@ class Result:
 
 
 def _load_npy(path: Path, n: int) -> np.ndarray:
+    from imgclust.io import OUT_OF_CORE_BYTES
+
     try:
-        X = np.load(path, allow_pickle=False)
+        # a large matrix stays on disk: the stages read it a block at a time (imgclust.io)
+        big = path.stat().st_size > OUT_OF_CORE_BYTES
+        X = np.load(path, allow_pickle=False, mmap_mode="r" if big else None)
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing (the run did not finish?)") from None
     except (OSError, ValueError, EOFError) as exc:
