@@ -226,24 +226,26 @@ def _kmeans_child(args: argparse.Namespace) -> None:
 
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 1, (args.k, args.dim)).astype(np.float32)
-    X = np.empty((args.n, args.dim), dtype=np.float32)
-    for s in range(0, args.n, 100_000):  # drawn a block at a time: no float64 copy of X
-        m = min(100_000, args.n - s)
-        X[s:s + m] = centres[rng.integers(0, args.k, m)] + rng.normal(
-            0, 0.35, (m, args.dim)).astype(np.float32)
+
+    def blocks():  # drawn a block at a time: no float64 copy of X
+        for s in range(0, args.n, 100_000):
+            m = min(100_000, args.n - s)
+            yield centres[rng.integers(0, args.k, m)] + rng.normal(
+                0, 0.35, (m, args.dim)).astype(np.float32)
+
     est = make_estimator(f"{args.method}:{args.k}", random_state=0)
     if args.on_disk:  # imgclust's out-of-core path: the matrix in a .npy, read in blocks
         from imgclust.cluster.large import fit_on_disk
-        from imgclust.io import atomic_save_npy, open_npy
+        from imgclust.io import open_npy, write_npy_blocks
 
         path = Path(args.on_disk) / f"kmeans-{args.n}x{args.dim}.npy"
-        atomic_save_npy(path, X)
-        del X
+        write_npy_blocks(path, (args.n, args.dim), np.float32, blocks())  # never in memory
         X = open_npy(path)
         t = time.perf_counter()
         _, how = fit_on_disk(est, X, 0)
         fit_s = time.perf_counter() - t
     else:
+        X = np.concatenate(list(blocks()))
         how = "in memory"
         t = time.perf_counter()
         est.fit(X)
@@ -252,8 +254,10 @@ def _kmeans_child(args: argparse.Namespace) -> None:
     index = faiss.IndexFlatL2(args.dim)
     index.add(C)
     inertia = 0.0
-    for s in range(0, args.n, 65536):
-        D, _ = index.search(np.ascontiguousarray(X[s:s + 65536]), 1)
+    from imgclust.io import row_blocks
+
+    for _, b in row_blocks(X):  # plain reads of a matrix on disk: its pages not resident
+        D, _ = index.search(np.ascontiguousarray(b), 1)
         inertia += float(D.sum(dtype=np.float64))
     if args.on_disk:
         path.unlink()

@@ -95,3 +95,29 @@ def test_workers_need_a_folder_and_a_run_dir(tmp_path):
     with pytest.raises(ConfigError, match="run directory"):
         imgclust.run("dataset:digits", features="pixels", workers=2)
     assert not (tmp_path / "r").exists()
+
+
+def test_dask_kmeans_runs_on_the_run_cluster(tmp_path, folder, cluster, monkeypatch):
+    """-m dask-kmeans with --scheduler: dask-ml's k-means runs on that cluster, the matrix's
+    blocks read from the run folder by its workers (here kept on disk by a low threshold)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from imgclust import io as iio
+    from imgclust.run import extract
+
+    import functools
+
+    from imgclust.cluster import large
+    from imgclust.run import clustering
+
+    monkeypatch.setattr(extract, "OUT_OF_CORE_BYTES", 256)
+    # above the sample size: fit_on_disk -> DaskKMeans.fit_blocks, read by the workers
+    monkeypatch.setattr(clustering, "fit_large", functools.partial(large.fit_large,
+                                                                   sample_max=10))
+    args = {**ARGS, "method": "dask-kmeans"}
+    res = imgclust.run(folder, tmp_path / "dk", **args, scheduler=cluster.scheduler_address)
+    assert iio.on_disk(res.features_.X) is not None
+    one = imgclust.run(folder, tmp_path / "one", **ARGS)
+    assert adjusted_rand_score(one.labels_, res.labels_) == 1.0
+    assert res.summary["method"]["name"] == "dask-kmeans"
+    assert "read the 24 images from disk a block at a time" in res.summary["k"]["note"]

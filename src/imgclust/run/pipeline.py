@@ -121,8 +121,9 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
     if method == "auto":
         method, criterion, method_reason = choose_method(",".join(feats.steps), criterion)
     t = time.perf_counter()
-    clustering, selection, est = cluster_features(feats, method, k, criterion, k_range, seed,
-                                                  progress)
+    with _dask_for(method, workers, scheduler):
+        clustering, selection, est = cluster_features(feats, method, k, criterion, k_range,
+                                                      seed, progress)
     timings["cluster"] = time.perf_counter() - t
     t = time.perf_counter()
     metrics, y_true = score(feats.X, clustering.labels, feats.ids, truth, seed)
@@ -165,6 +166,21 @@ def run(source: str | Path | Source = DEFAULT_SOURCE, out: str | Path | None = N
         rd.write_json(SUMMARY, summary)
         rd.finish()
     return result
+
+
+def _dask_for(method: str, workers: int | None, scheduler: str | None) -> Any:
+    """dask-kmeans of a run given ``--workers``/``--scheduler`` runs on that Dask cluster (its
+    workers read the matrix's blocks by path: on a real cluster, the run folder on a shared
+    path); anything else, or no cluster, in this process."""
+    import contextlib
+
+    from imgclust.registry import parse_spec
+
+    if parse_spec(method)[0] != "dask-kmeans" or (workers is None and scheduler is None):
+        return contextlib.nullcontext()
+    from imgclust.distributed import client_for
+
+    return client_for(workers, scheduler)
 
 
 def clustering_summary(method: str, why: str | None, k: int | str, clustering: Clustering,
