@@ -174,3 +174,10 @@ def test_folder_run_keeps_a_large_matrix_on_disk(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.load(tmp_path / "disk" / "features.npy"),
                                np.load(tmp_path / "mem" / "features.npy"), atol=1e-4)
     assert disk.metrics["silhouette"] == pytest.approx(mem.metrics["silhouette"], rel=1e-3)
+    # the matrices on disk are the run's cache: a later run in memory removes them
+    (d,) = (tmp_path / "disk" / "cache").glob("features-*")
+    assert sorted(p.name for p in d.glob("matrix*.npy")) == ["matrix-step1.npy", "matrix.npy"]
+    monkeypatch.setattr(extract, "OUT_OF_CORE_BYTES", 1 << 30)
+    again = run(folder, tmp_path / "disk", overwrite=True, **kw)
+    assert iio.on_disk(again.features_.X) is None and not list(d.glob("matrix*.npy"))
+    assert adjusted_rand_score(mem.labels_, again.labels_) == 1.0

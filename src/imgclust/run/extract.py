@@ -433,6 +433,8 @@ def _extract_folder(source: Any, spec: str, seed: int, batch_size: int, progress
         store.close()
         raise ConfigError(f"{source.spec}: no readable images ({len(failures)} files skipped)")
     rows = np.frombuffer(rows_idx, dtype=np.int64)
+    for old in bdir.glob("matrix*.npy"):  # an earlier run's (an open map keeps its pages)
+        old.unlink()
     if len(rows) * (store.dim or 0) * 4 > OUT_OF_CORE_BYTES:
         # too large to hold beside everything else: the run's matrix, in run order, on disk
         # (memory-mapped), read a block at a time by the stages after (imgclust.io)
