@@ -161,6 +161,9 @@ class _ChunkWriter:
 
 #: a run's matrix larger than this is kept on disk and read a block at a time
 OUT_OF_CORE_BYTES = 32 << 20
+#: a step or clusterer fitted on a sample of a matrix on disk takes at most this many bytes of
+#: rows (never fewer than cluster.large.SAMPLE_MAX rows), then is applied a block at a time
+FIT_SAMPLE_BYTES = 64 << 20
 #: bytes read at a time by :func:`row_blocks` and :func:`read_rows`, at most
 BLOCK_BYTES = 4 << 20
 

@@ -58,7 +58,7 @@ def _mixed_blocks(X: np.ndarray, rng: np.random.Generator, unit_bytes: int = 1 <
     contiguous pieces of ``unit_bytes`` at a time, their rows shuffled together (a folder's
     files come sorted by class; a pass in file order would show the centres one class after
     another)."""
-    from imgclust.io import on_disk, read_rows
+    from imgclust.io import read_rows
 
     n, dim = X.shape
     per = max(1, unit_bytes // max(1, dim * X.dtype.itemsize))
@@ -75,12 +75,12 @@ def fit_on_disk(est: Any, X: np.ndarray, random_state: int = 0, sample_max: int 
                 epochs: int = 1) -> tuple[np.ndarray, str]:
     """Fit a scalable clusterer on a matrix on disk without holding it, and label every row.
 
-    scikit-learn's ``MiniBatchKMeans`` starts from its own fit on a random sample, then takes
-    ``epochs`` passes of ``partial_fit`` over every row in mini-batches (read a few pieces of
-    the file at a time); faiss-kmeans trains on the random sample faiss itself would draw
+    scikit-learn's ``MiniBatchKMeans`` starts from Lloyd's k-means on a random sample, then
+    takes ``epochs`` passes of ``partial_fit`` over every row in steps of about 8 MiB of rows
+    (a few random pieces of the file, shuffled together); faiss-kmeans trains on the random sample faiss itself would draw
     (``max_points_per_centroid`` rows a centre); an estimator with its own out-of-core fit
     (``fit_blocks``: dask-kmeans) is given the matrix; any other (k-means) fits a random
-    sample of at most :data:`imgclust.run.extract.FIT_SAMPLE_BYTES`. Every row then takes
+    sample of at most :data:`imgclust.io.FIT_SAMPLE_BYTES`. Every row then takes
     its nearest centre, a block at a time.
 
     Returns
@@ -92,7 +92,7 @@ def fit_on_disk(est: Any, X: np.ndarray, random_state: int = 0, sample_max: int 
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     from imgclust.cluster.kmeans import FaissKMeans
-    from imgclust.io import take_rows
+    from imgclust.io import FIT_SAMPLE_BYTES
 
     n, dim = X.shape
     k = int(getattr(est, "n_clusters", 1))
@@ -125,8 +125,6 @@ def fit_on_disk(est: Any, X: np.ndarray, random_state: int = 0, sample_max: int 
         how = (f"faiss-kmeans trained on {m:,} sampled images (faiss' own sample of "
                f"{int(est.max_points_per_centroid)} a centre)")
     else:
-        from imgclust.run.extract import FIT_SAMPLE_BYTES
-
         m = min(n, max(sample_max, FIT_SAMPLE_BYTES // max(1, dim * X.dtype.itemsize)))
         how = f"{type(est).__name__} fitted on {m:,} sampled images of the {n:,} (on disk)"
     est.fit(take_rows(X, sample_rows(n, m, random_state)))

@@ -20,8 +20,8 @@ from imgclust._version import __version__
 from imgclust.errors import ConfigError
 from imgclust.features import build_step, build_steps
 from imgclust.features.auto import choose_features
-from imgclust.io import (OUT_OF_CORE_BYTES, atomic_save_npy, kill_point, on_disk, open_npy,
-                         row_blocks, take_rows, write_npy_blocks)
+from imgclust.io import (FIT_SAMPLE_BYTES, OUT_OF_CORE_BYTES, atomic_save_npy, kill_point,
+                         on_disk, open_npy, row_blocks, take_rows, write_npy_blocks)
 from imgclust.model import Features, ImageRecord
 from imgclust.progress import progress_bar, progress_status
 from imgclust.runtime import threads_for
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 #: a folder run's matrix on disk (above OUT_OF_CORE_BYTES), in its feature store's folder
 MATRIX_FILE = "matrix.npy"
-#: an array step on a matrix on disk is fitted on a random sample of at most this many bytes
-#: (never fewer than cluster.large.SAMPLE_MAX rows), then applied a block at a time
-FIT_SAMPLE_BYTES = 64 << 20
 
 
 def feature_cache_key(fingerprint: str, step_spec: str, extractor: Any, seed: int,
@@ -552,7 +549,7 @@ def _fit_array_step_on_disk(name: str, est: Any, X: np.ndarray, i: int, seed: in
 
     if parse_spec(name)[0] in NON_INDUCTIVE or not hasattr(est, "transform"):
         log.info("%s needs every row at once: %d x %d read into memory", name, *X.shape)
-        return _fit_array_step(name, est, np.array(X))
+        return _fit_array_step(name, est, take_rows(X, np.arange(X.shape[0])))
     n = X.shape[0]
     n_fit = min(n, max(SAMPLE_MAX, FIT_SAMPLE_BYTES // max(1, X.shape[1] * X.dtype.itemsize)))
     est.fit(take_rows(X, sample_rows(n, n_fit, random_state=seed)))
