@@ -255,7 +255,7 @@ class DaskKMeans(ClusterMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         km = DKMeans(n_clusters=int(self.n_clusters), max_iter=int(self.max_iter),
                      tol=float(self.tol), oversampling_factor=float(self.oversampling_factor),
-                     random_state=seed, init_max_iter=2)
+                     random_state=seed)
         km.fit(D)
         self.cluster_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
         self.n_features_in_ = int(self.cluster_centers_.shape[1])
