@@ -92,9 +92,9 @@ def test_label_a_run_in_chromium(browser, server, tmp_path):
 
     # the overview: ten cards, thumbnails loaded
     page.goto(base + "/")
-    page.wait_for_function("window.imgclustApp && window.imgclustApp.ready")
+    page.wait_for_function("() => window.imgclustApp && window.imgclustApp.ready")
     assert page.locator("article.card").count() == 10
-    page.wait_for_function("Array.from(document.querySelectorAll('.card .rep img'))"
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.card .rep img'))"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     keep_screenshot(page, tmp_path, "app-overview.png")
 
@@ -136,7 +136,7 @@ def test_label_a_run_in_chromium(browser, server, tmp_path):
     # 3. u undoes the range
     with page.expect_navigation():
         page.keyboard.press("u")
-    page.wait_for_function("window.imgclustApp && window.imgclustApp.ready")
+    page.wait_for_function("() => window.imgclustApp && window.imgclustApp.ready")
     assert not any(store.ids[r] in store.given_labels() for r in range_rows)
     assert store.given_labels()[store.ids[rows[0]]] == "alpha"
 
@@ -162,7 +162,7 @@ def test_label_a_run_in_chromium(browser, server, tmp_path):
 
     # 6. propagate from the overview: the merged cluster holds the two labels (tie: alpha)
     page.goto(base + "/")
-    page.wait_for_function("window.imgclustApp && window.imgclustApp.ready")
+    page.wait_for_function("() => window.imgclustApp && window.imgclustApp.ready")
     assert page.locator("article.card").count() == 9
     page.fill("#search", str(into))      # the search box filters the cards (names, numbers)
     assert page.locator("article.card:visible").count() == 1
@@ -173,7 +173,9 @@ def test_label_a_run_in_chromium(browser, server, tmp_path):
         page.click("#propagate button")
     prop = [v for v in store.current_labels().values() if v[1] == "propagated"]
     assert len(prop) == int((store.current_clusters() == into).sum()) - 2
-    page.wait_for_function("document.getElementById('accuracy').textContent !== '…'")
+    # an arrow function, not an expression: Playwright polls a bare expression with eval(),
+    # which the app's CSP (script-src 'self') refuses whenever the first check is false
+    page.wait_for_function("() => document.getElementById('accuracy').textContent !== '…'")
     assert "cross-validation needs" in page.inner_text("#accuracy")  # one label per class
     keep_screenshot(page, tmp_path, "app-overview-after.png")
 
