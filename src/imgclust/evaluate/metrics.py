@@ -83,7 +83,7 @@ def internal_scores(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     ok = 2 <= n_lab < mask.sum()
     from imgclust.io import on_disk
 
-    if on_disk(X) is not None:  # a matrix on disk: both scores from one describe, a block at a time
+    if on_disk(X) is not None:  # on disk: both scores from one describe, a block at a time
         db, ch = _db_ch_blocks(X, labels) if ok else (None, None)
         return {"silhouette": safe_silhouette(X, labels, random_state),
                 "davies_bouldin": db, "calinski_harabasz": ch,
