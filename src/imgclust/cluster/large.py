@@ -77,11 +77,11 @@ def fit_on_disk(est: Any, X: np.ndarray, random_state: int = 0, sample_max: int 
 
     scikit-learn's ``MiniBatchKMeans`` starts from Lloyd's k-means on a random sample, then
     takes ``epochs`` passes of ``partial_fit`` over every row in steps of about 8 MiB of rows
-    (a few random pieces of the file, shuffled together); faiss-kmeans trains on the random sample faiss itself would draw
-    (``max_points_per_centroid`` rows a centre); an estimator with its own out-of-core fit
-    (``fit_blocks``: dask-kmeans) is given the matrix; any other (k-means) fits a random
-    sample of at most :data:`imgclust.io.FIT_SAMPLE_BYTES`. Every row then takes
-    its nearest centre, a block at a time.
+    (a few random pieces of the file, shuffled together); faiss-kmeans trains on the random
+    sample faiss itself would draw (``max_points_per_centroid`` rows a centre); an estimator
+    with its own out-of-core fit (``fit_blocks``: dask-kmeans) is given the matrix; any other
+    (k-means) fits a random sample of at most :data:`imgclust.io.FIT_SAMPLE_BYTES`. Every row
+    then takes its nearest centre, a block at a time.
 
     Returns
     -------
