@@ -26,7 +26,7 @@ def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
     n_lab = len(np.unique(labs))
     if n_lab < 2 or n_lab >= mask.sum():
         return None
-    from imgclust.io import take_rows  # reads a matrix on disk without a pass over its map
+    from imgclust.io import on_disk, take_rows  # a matrix on disk: no pass over its map
 
     if mask.sum() > SILHOUETTE_SAMPLE:
         # the rows silhouette_score(X[mask], sample_size=...) would draw, taken without the
@@ -36,8 +36,8 @@ def safe_silhouette(X: np.ndarray, labels: np.ndarray, random_state: int = 0) ->
         pick = check_random_state(random_state).permutation(int(mask.sum()))[:SILHOUETTE_SAMPLE]
         rows = np.flatnonzero(mask)[pick]
         return float(silhouette_score(take_rows(X, rows), labels[rows]))
-    return float(silhouette_score(take_rows(X, np.flatnonzero(mask)) if not mask.all()
-                                  or isinstance(X, np.memmap) else X, labs))
+    whole = mask.all() and on_disk(X) is None  # in memory and no noise: no copy
+    return float(silhouette_score(X if whole else take_rows(X, np.flatnonzero(mask)), labs))
 
 
 def within_ss(X: np.ndarray, labels: np.ndarray) -> float:

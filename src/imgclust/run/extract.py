@@ -7,6 +7,7 @@ applies fitted steps to images that were not in the run.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
@@ -553,16 +554,12 @@ def _fit_array_step_on_disk(name: str, est: Any, X: np.ndarray, i: int, seed: in
     n = X.shape[0]
     n_fit = min(n, max(SAMPLE_MAX, FIT_SAMPLE_BYTES // max(1, X.shape[1] * X.dtype.itemsize)))
     est.fit(take_rows(X, sample_rows(n, n_fit, random_state=seed)))
-    out_dim = est.transform(take_rows(X, np.arange(1))).shape[1]
-
-    def blocks():
-        for _, b in row_blocks(X):
-            yield np.asarray(est.transform(b), dtype=np.float32)
-
-    if n * out_dim * 4 <= OUT_OF_CORE_BYTES:
-        return np.concatenate(list(blocks())) if n else np.zeros((0, out_dim), np.float32)
+    parts = (np.asarray(est.transform(b), dtype=np.float32) for _, b in row_blocks(X))
+    first = next(parts)  # its width sizes the output (a matrix on disk has n >= 1 rows)
+    if n * first.shape[1] * 4 <= OUT_OF_CORE_BYTES:
+        return np.concatenate([first, *parts])
     path = Path(on_disk(X)[0]).with_name(f"matrix-step{i}.npy")
-    write_npy_blocks(path, (n, out_dim), np.float32, blocks())
+    write_npy_blocks(path, (n, first.shape[1]), np.float32, itertools.chain([first], parts))
     return open_npy(path)
 
 

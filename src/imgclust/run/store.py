@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclust.io import open_npy, read_rows, write_npy_blocks
+from imgclust.io import BLOCK_BYTES, open_npy, read_rows, write_npy_blocks
 
 STORE_FILE = "store.f32"
 CATALOG_FILE = "catalog.sqlite"
-#: bytes :meth:`FeatureStore.take` reads at a time, at most
-TAKE_BLOCK_BYTES = 4 << 20
+#: bytes :meth:`FeatureStore.take` reads at a time, at most (io's block size)
+TAKE_BLOCK_BYTES = BLOCK_BYTES
 
 
 class FeatureStore:
