@@ -62,6 +62,10 @@ def client_for(workers: int | None = None, scheduler: str | None = None) -> Iter
     with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1,
                                   processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
+        # every worker up before anything is scattered: a broadcast reaches only the workers
+        # already registered, and the death of the one holding the only copy lost the data
+        # ("lose scattered data, which can't be recovered": a fresh-venv test run)
+        client.wait_for_workers(int(workers), timeout=120)
         yield client
 
 
